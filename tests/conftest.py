@@ -1,0 +1,19 @@
+# Copyright (c) mmtfclip contributors. All rights reserved.
+"""Fixtures shared by the whole suite.
+
+Everything a test needs is generated here or in the test (tiny CLIP files,
+dataset layouts); no binary fixture is committed.
+"""
+import os
+
+import pytest
+import torch
+
+# Two cores on CI: more intra-op threads only add contention.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _register_modules():
+    from mmtfclip.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
