@@ -1,0 +1,4 @@
+# Copyright (c) mmtfclip contributors. All rights reserved.
+from .clip_vit import CLIPViT
+
+__all__ = ['CLIPViT']
