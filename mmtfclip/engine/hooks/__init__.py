@@ -1,0 +1,6 @@
+# Copyright (c) mmtfclip contributors. All rights reserved.
+from .clip_memory_hook import CLIPMemoryHook
+from .epoch_summary_hook import EpochSummaryHook
+from .evaluate_before_train_hook import EvaluateBeforeTrainHook
+
+__all__ = ['CLIPMemoryHook', 'EpochSummaryHook', 'EvaluateBeforeTrainHook']

@@ -1,0 +1,7 @@
+# Copyright (c) mmtfclip contributors. All rights reserved.
+# The label-smoothed cross-entropy of TF-CLIP is mmpretrain's
+# `LabelSmoothLoss(mode='original')` (same arithmetic), used from configs as
+# `type='mmpretrain.LabelSmoothLoss'`.
+from .triplet_loss import TripletLoss, euclidean_distance
+
+__all__ = ['TripletLoss', 'euclidean_distance']

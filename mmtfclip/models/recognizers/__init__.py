@@ -1,0 +1,4 @@
+# Copyright (c) mmtfclip contributors. All rights reserved.
+from .tfclip import TFCLIP
+
+__all__ = ['TFCLIP']

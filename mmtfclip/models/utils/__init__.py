@@ -1,0 +1,5 @@
+# Copyright (c) mmtfclip contributors. All rights reserved.
+from .attention import MultiheadAttention
+from .sequence_specific_prompt import SSPDecoderLayer, SequenceSpecificPrompt
+
+__all__ = ['MultiheadAttention', 'SSPDecoderLayer', 'SequenceSpecificPrompt']
