@@ -1,15 +1,3 @@
-# TF-CLIP on MARS: 625 training identities, 6 cameras (SIE on), clips of
-# T = 8 frames of 256 x 128. The schedule comes with the training configs.
-_base_ = [
-    './_base_/models/tfclip_vit-b16.py', './_base_/datasets/mars.py',
-    './_base_/default_runtime.py'
-]
-
-model = dict(
-    backbone=dict(num_cams=6),
-    neck=dict(num_frames={{_base_.clip_len}}),
-    head=dict(num_classes=625))
-
-# Before training, the pretrained encoder embeds the training set (dense
-# clips as in testing, no camera embedding): one memory entry per identity.
-custom_hooks = [dict(type='CLIPMemoryHook', pipeline={{_base_.test_pipeline}})]
+# TF-CLIP on MARS with the authors' recipe; see configs/tfclip/README.md.
+#   tools/dist_train.sh configs/tfclip_mars.py 1
+_base_ = ['./tfclip/tfclip_vit-b16-clip-openai-pre_1xb16-t8-80e_mars.py']

@@ -4,7 +4,7 @@
 #       ~/.cache/clip/ViT-B-16.pt checkpoints/clip/vit-b16_mmpretrain.pth
 # which also gives CLIP's projection as `visual_proj.weight`. mmpretrain's ViT
 # has no camera embedding, so this model runs without SIE.
-_base_ = ['../tfclip_mars.py']
+_base_ = ['./tfclip_vit-b16-clip-openai-pre_1xb16-t8-80e_mars.py']
 
 model = dict(
     backbone=dict(
