@@ -18,8 +18,8 @@ import numpy as np
 from scipy.io import savemat
 
 
-def _write_frames(folder: str, names: Sequence[str],
-                  size: Tuple[int, int]) -> None:
+def _write_frames(folder: str, names: Sequence[str], size: Tuple[int,
+                                                                 int]) -> None:
     os.makedirs(folder, exist_ok=True)
     for k, name in enumerate(names):
         img = np.full(size + (3, ), (k * 17) % 256, dtype=np.uint8)
@@ -27,11 +27,12 @@ def _write_frames(folder: str, names: Sequence[str],
             raise OSError(f'could not write {osp.join(folder, name)}')
 
 
-def write_lsvid_layout(root: str,
-                       num_train_ids: int = 3,
-                       num_test_ids: int = 3,
-                       info_prefix: bool = False,
-                       size: Tuple[int, int] = (16, 8)) -> Dict[str, list]:
+def write_lsvid_layout(
+    root: str,
+    num_train_ids: int = 3,
+    num_test_ids: int = 3,
+    info_prefix: bool = False,
+    size: Tuple[int, int] = (16, 8)) -> Dict[str, list]:
     """Write an LS-VID-like release.
 
     Every person has one tracklet in each of cameras 2 and 5 (1-based in
@@ -58,8 +59,8 @@ def write_lsvid_layout(root: str,
     os.makedirs(mat_dir, exist_ok=True)
     expected: Dict[str, list] = dict(train=[], query=[], gallery=[])
     test_lines, query_rows = [], []
-    for subset, pids, lengths in (('train', range(1, num_train_ids + 1),
-                                   (7, 5)),
+    for subset, pids, lengths in (('train', range(1,
+                                                  num_train_ids + 1), (7, 5)),
                                   ('test', range(101,
                                                  101 + num_test_ids), (3, 4))):
         lines = []
@@ -99,10 +100,11 @@ def write_lsvid_layout(root: str,
 
 
 def write_ilidsvid_layout(
-        root: str,
-        num_persons: int = 6,
-        person_numbers: Optional[Sequence[int]] = None,
-        size: Tuple[int, int] = (16, 8)) -> Dict[str, np.ndarray]:
+    root: str,
+    num_persons: int = 6,
+    person_numbers: Optional[Sequence[int]] = None,
+    size: Tuple[int, int] = (16, 8)
+) -> Dict[str, np.ndarray]:
     """Write an iLIDS-VID-like release.
 
     Person folders ``personNNN`` (numbers with gaps, as in the release) in
@@ -120,8 +122,8 @@ def write_ilidsvid_layout(
     Returns:
         dict: ``numbers`` (folder numbers in sorted order) and ``ls_set``.
     """
-    numbers = list(person_numbers or [1 + 2 * i - i // 2
-                                      for i in range(num_persons)])
+    numbers = list(person_numbers
+                   or [1 + 2 * i - i // 2 for i in range(num_persons)])
     seq = osp.join(root, 'i-LIDS-VID', 'sequences')
     for i, number in enumerate(numbers):
         for cam, length in ((1, 3 + i), (2, 4 + i)):
@@ -144,12 +146,13 @@ def write_ilidsvid_layout(
 
 
 def write_prid2011_layout(
-        root: str,
-        num_shared: int = 6,
-        num_only_b: int = 2,
-        with_splits: bool = True,
-        short_persons: Sequence[int] = (),
-        size: Tuple[int, int] = (16, 8)) -> Dict[str, List[str]]:
+    root: str,
+    num_shared: int = 6,
+    num_only_b: int = 2,
+    with_splits: bool = True,
+    short_persons: Sequence[int] = (),
+    size: Tuple[int, int] = (16, 8)
+) -> Dict[str, List[str]]:
     """Write a PRID-2011-like multi-shot release.
 
     Persons ``person_0001`` .. are in both cameras (``num_shared``);

@@ -1,0 +1,4 @@
+# Copyright (c) mmtfclip contributors. All rights reserved.
+from .identity_sampler import IdentityBalancedSampler
+
+__all__ = ['IdentityBalancedSampler']

@@ -1,0 +1,111 @@
+# iLIDS-VID (Wang et al., ECCV 2014), the published release under
+# data_root; split_id picks one of the 10 splits (tools/train_splits.py runs
+# them all).
+# Pipeline values as in mars.py (the TF-CLIP authors' values): T=8 frames
+# of 256x128 (h x w), flip, per-frame random erasing, P x K = 4 x 4, dense
+# clips for testing, rrs for validation.
+dataset_type = 'iLIDSVID'
+data_root = 'data/ilidsvid'
+clip_len = 8  # T, frames per clip
+
+train_pipeline = [
+    dict(type='SampleTrackletFrames', clip_len=clip_len, mode='rrs'),
+    dict(type='LoadTrackletFrames'),
+    dict(type='TrackletResize', scale=(128, 256)),  # (w, h)
+    dict(type='TrackletFlip', prob=0.5),
+    dict(
+        type='TrackletRandomErasing',
+        erase_prob=0.5,
+        min_area_ratio=0.02,
+        max_area_ratio=0.2,
+        aspect_range=(0.3, 1 / 0.3)),
+    dict(type='PackTrackletInputs'),
+]
+# The reporting protocol: every frame, in consecutive clips of T.
+test_pipeline = [
+    dict(
+        type='SampleTrackletFrames',
+        clip_len=clip_len,
+        mode='dense',
+        test_mode=True),
+    dict(type='LoadTrackletFrames'),
+    dict(type='TrackletResize', scale=(128, 256)),  # (w, h)
+    dict(type='PackTrackletInputs'),
+]
+# Validation during training: the first frame of each of T chunks.
+val_pipeline = [
+    dict(
+        type='SampleTrackletFrames',
+        clip_len=clip_len,
+        mode='rrs',
+        test_mode=True),
+    dict(type='LoadTrackletFrames'),
+    dict(type='TrackletResize', scale=(128, 256)),  # (w, h)
+    dict(type='PackTrackletInputs'),
+]
+
+train_batch_size = 16  # P x K = 4 identities x 4 tracklets
+train_dataloader = dict(
+    batch_size=train_batch_size,
+    num_workers=8,
+    sampler=dict(
+        type='IdentityBalancedSampler',
+        batch_size=train_batch_size,
+        num_instances=4),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='train',
+        split_id=0,
+        pipeline=train_pipeline))
+
+# Query first, then gallery: the metric tells them apart by `split`.
+# `split` and `num_pids` differ between the two and are not compared.
+val_dataloader = dict(
+    batch_size=32,
+    num_workers=8,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='ConcatDataset',
+        ignore_keys=['split', 'num_pids'],
+        datasets=[
+            dict(
+                type=dataset_type,
+                data_root=data_root,
+                split='query',
+                split_id=0,
+                pipeline=val_pipeline),
+            dict(
+                type=dataset_type,
+                data_root=data_root,
+                split='gallery',
+                split_id=0,
+                pipeline=val_pipeline),
+        ]))
+# Dense clips: a tracklet gives a variable number of clips, so one per batch.
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=8,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type='ConcatDataset',
+        ignore_keys=['split', 'num_pids'],
+        datasets=[
+            dict(
+                type=dataset_type,
+                data_root=data_root,
+                split='query',
+                split_id=0,
+                pipeline=test_pipeline),
+            dict(
+                type=dataset_type,
+                data_root=data_root,
+                split='gallery',
+                split_id=0,
+                pipeline=test_pipeline),
+        ]))
+
+# Torchreid's protocol, the usual one for the two-camera datasets: the
+# gallery is camera 2 only (the query is camera 1).
+val_evaluator = dict(type='ReIDMetric', query_in_gallery=False)
+test_evaluator = val_evaluator

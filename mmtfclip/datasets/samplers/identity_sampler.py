@@ -1,0 +1,153 @@
+# Copyright (c) mmtfclip contributors. All rights reserved.
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+from mmengine.dist import get_dist_info, sync_random_seed
+from torch.utils.data import Dataset, Sampler
+
+from mmtfclip.registry import DATA_SAMPLERS
+
+
+def _dataset_pids(dataset: Dataset) -> List[int]:
+    if hasattr(dataset, 'get_pids'):
+        return list(dataset.get_pids())
+    return [dataset.get_data_info(i)['pid'] for i in range(len(dataset))]
+
+
+@DATA_SAMPLERS.register_module()
+class IdentityBalancedSampler(Sampler):
+    """P x K sampling: K tracklets of each of P identities per batch.
+
+    ``P = batch_size // num_instances`` and ``K = num_instances``: the batch
+    the hard-mining triplet loss needs. In distributed training every step
+    draws ``P * world_size`` distinct identities and gives each rank its own
+    P, so the ranks' batches never share an identity, all ranks run the
+    same number of steps, and the whole schedule depends only on the seed
+    and the epoch (:meth:`set_epoch`), never on the rank that computes it.
+
+    Epoch length, as torchreid's ``RandomIdentitySampler`` defines it: each
+    identity's tracklets are shuffled and cut into groups of K (the
+    remainder is dropped); an identity with fewer than K tracklets gives one
+    group drawn with replacement. An epoch is the largest number of steps B
+    for which the groups fill B steps of ``P * world_size`` distinct
+    identities, about ``sum(groups) / (P * world_size)``; identities with
+    more than B groups use B of them (a random subset each epoch). Each rank
+    yields ``B * batch_size`` indices, so the data loader (same
+    ``batch_size``, any ``drop_last``) runs exactly B iterations. Steps are
+    drawn so that a full schedule always exists: identities that must
+    appear in every remaining step are taken first, the rest uniformly.
+
+    Args:
+        dataset (Dataset): A dataset whose items carry ``pid``.
+        batch_size (int): Samples per batch on each rank; must equal the
+            data loader's ``batch_size`` and be divisible by
+            ``num_instances``.
+        num_instances (int): Tracklets per identity in a batch (K).
+            Defaults to 4.
+        seed (int, optional): Random seed, shared by all ranks. Defaults to
+            None (a seed synchronised across ranks).
+    """
+
+    def __init__(self,
+                 dataset: Dataset,
+                 batch_size: int,
+                 num_instances: int = 4,
+                 seed: Optional[int] = None) -> None:
+        if num_instances < 1 or batch_size < 1:
+            raise ValueError('batch_size and num_instances must be >= 1, got '
+                             f'{batch_size} and {num_instances}')
+        if batch_size % num_instances:
+            raise ValueError(
+                f'IdentityBalancedSampler: batch_size ({batch_size}) must be '
+                f'divisible by num_instances ({num_instances}): a batch is '
+                'P identities x K tracklets.')
+        self.rank, self.world_size = get_dist_info()
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.num_instances = num_instances
+        self.num_pids_per_batch = batch_size // num_instances
+        self.seed = sync_random_seed() if seed is None else int(seed)
+        self.epoch = 0
+
+        index_of: Dict[int, List[int]] = {}
+        for idx, pid in enumerate(_dataset_pids(dataset)):
+            index_of.setdefault(int(pid), []).append(idx)
+        self.pids = sorted(index_of)
+        self.indices = [np.asarray(index_of[p]) for p in self.pids]
+        self.num_pids_per_step = self.num_pids_per_batch * self.world_size
+        if len(self.pids) < self.num_pids_per_step:
+            raise ValueError(
+                f'IdentityBalancedSampler: {len(self.pids)} identities cannot '
+                f'fill a step of {self.num_pids_per_batch} identities x '
+                f'{self.world_size} ranks; lower batch_size or raise '
+                'num_instances.')
+        self.groups = np.array([
+            max(len(idx), num_instances) // num_instances
+            for idx in self.indices
+        ])
+        self.num_steps = self._max_steps()
+
+    def _max_steps(self) -> int:
+        per_step = self.num_pids_per_step
+        steps = int(self.groups.sum()) // per_step
+        # A step needs distinct identities: an identity serves at most one
+        # group per step.
+        while np.minimum(self.groups, steps).sum() < steps * per_step:
+            steps -= 1
+        return steps
+
+    def _groups_of(self, k: int, rng: np.random.Generator) -> np.ndarray:
+        idx = self.indices[k]
+        size = self.num_instances
+        if len(idx) < size:
+            return rng.choice(idx, size=size, replace=True)[None]
+        picked = rng.permutation(idx)[:self.groups[k] * size]
+        return picked.reshape(-1, size)
+
+    def _schedule(self) -> Tuple[np.ndarray, np.random.Generator]:
+        """Identities of every step, ``[num_steps, P * world]``, and the
+        generator that then draws the groups."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        left = np.minimum(self.groups, self.num_steps)
+        per_step = self.num_pids_per_step
+        steps = np.empty((self.num_steps, per_step), dtype=np.int64)
+        for s in range(self.num_steps):
+            remaining = self.num_steps - s
+            slack = int(np.minimum(left, remaining).sum()) - \
+                remaining * per_step
+            # Identities with a group for every remaining step: skipping
+            # more of them than the slack would leave a step short.
+            full = np.flatnonzero(left >= remaining)
+            must = rng.choice(
+                full, size=max(0,
+                               len(full) - slack), replace=False)
+            pool = np.setdiff1d(np.flatnonzero(left > 0), must)
+            rest = rng.choice(pool, size=per_step - len(must), replace=False)
+            chosen = rng.permutation(np.concatenate([must, rest]))
+            left[chosen] -= 1
+            steps[s] = chosen
+        return steps, rng
+
+    def __iter__(self) -> Iterator[int]:
+        steps, rng = self._schedule()
+        groups = [self._groups_of(k, rng) for k in range(len(self.pids))]
+        used = np.zeros(len(self.pids), dtype=np.int64)
+        p = self.num_pids_per_batch
+        out = []
+        for step in steps:
+            for j, k in enumerate(step):
+                if self.rank * p <= j < (self.rank + 1) * p:
+                    out.extend(groups[k][used[k]].tolist())
+                used[k] += 1
+        return iter(out)
+
+    def __len__(self) -> int:
+        return self.num_steps * self.batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch; the schedule is a function of seed and epoch.
+
+        Args:
+            epoch (int): The epoch number.
+        """
+        self.epoch = epoch

@@ -1,0 +1,141 @@
+# Copyright (c) mmtfclip contributors. All rights reserved.
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from mmtfclip.datasets.samplers import IdentityBalancedSampler
+from mmtfclip.datasets.samplers import identity_sampler
+
+
+class PidDataset:
+    """Just the pids: what the sampler reads from a dataset."""
+
+    def __init__(self, counts):
+        self.pids = [pid for pid, n in enumerate(counts) for _ in range(n)]
+
+    def __len__(self):
+        return len(self.pids)
+
+    def get_data_info(self, idx):
+        return dict(pid=self.pids[idx])
+
+
+# 13 identities with 1..9 tracklets: some fewer than K=4.
+COUNTS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 4, 4, 8, 2]
+
+
+def _batches(sampler, batch_size):
+    indices = list(sampler)
+    assert len(indices) == len(sampler)
+    return [
+        indices[i:i + batch_size] for i in range(0, len(indices), batch_size)
+    ]
+
+
+def _ranked(monkeypatch, rank, world_size, dataset, **kwargs):
+    monkeypatch.setattr(identity_sampler, 'get_dist_info', lambda:
+                        (rank, world_size))
+    return IdentityBalancedSampler(dataset, **kwargs)
+
+
+def test_p_by_k_batches():
+    dataset = PidDataset(COUNTS)
+    sampler = IdentityBalancedSampler(
+        dataset, batch_size=8, num_instances=4, seed=0)
+    batches = _batches(sampler, 8)
+    # sum(max(n, 4) // 4) = 16 groups of 4, 2 identities per batch.
+    assert len(batches) == 8 == sampler.num_steps
+    for batch in batches:
+        counts = Counter(dataset.pids[i] for i in batch)
+        assert sorted(counts.values()) == [4, 4]
+    # Identities with >= K tracklets never repeat one inside a group.
+    for batch in batches:
+        for start in (0, 4):
+            group = batch[start:start + 4]
+            if COUNTS[dataset.pids[group[0]]] >= 4:
+                assert len(set(group)) == 4
+    # Each identity appears as often as it has groups.
+    seen = Counter(dataset.pids[b[0]]
+                   for b in batches) + Counter(dataset.pids[b[4]]
+                                               for b in batches)
+    assert seen == Counter({p: max(n, 4) // 4 for p, n in enumerate(COUNTS)})
+
+
+def test_deterministic_per_epoch():
+    dataset = PidDataset(COUNTS)
+    a = IdentityBalancedSampler(dataset, batch_size=8, seed=3)
+    b = IdentityBalancedSampler(dataset, batch_size=8, seed=3)
+    assert list(a) == list(b)
+    first = list(a)
+    a.set_epoch(1)
+    b.set_epoch(1)
+    assert list(a) == list(b) != first
+    a.set_epoch(0)
+    assert list(a) == first
+    assert list(IdentityBalancedSampler(dataset, batch_size=8,
+                                        seed=4)) != first
+
+
+def test_two_ranks_disjoint_same_steps(monkeypatch):
+    dataset = PidDataset(COUNTS * 3)
+    samplers = [
+        _ranked(
+            monkeypatch,
+            rank,
+            2,
+            dataset,
+            batch_size=8,
+            num_instances=4,
+            seed=7) for rank in (0, 1)
+    ]
+    for epoch in (0, 1):
+        for s in samplers:
+            s.set_epoch(epoch)
+        per_rank = [_batches(s, 8) for s in samplers]
+        assert len(per_rank[0]) == len(per_rank[1]) == samplers[0].num_steps
+        assert len(samplers[0]) == len(samplers[1])
+        all_indices = []
+        for b0, b1 in zip(*per_rank):
+            assert len(b0) == len(b1) == 8
+            pids0 = {dataset.pids[i] for i in b0}
+            pids1 = {dataset.pids[i] for i in b1}
+            assert len(pids0) == len(pids1) == 2
+            assert not pids0 & pids1
+            all_indices += b0 + b1
+        # Tracklets of identities with >= K tracklets are used at most once.
+        counts = Counter(all_indices)
+        assert all(c == 1 for i, c in counts.items()
+                   if COUNTS[dataset.pids[i] % len(COUNTS)] >= 4)
+
+
+def test_feasible_schedule_with_one_dominant_identity():
+    # One identity has most tracklets: it can only fill one slot per step.
+    dataset = PidDataset([40, 4, 4, 4])
+    sampler = IdentityBalancedSampler(
+        dataset, batch_size=8, num_instances=4, seed=0)
+    assert sampler.num_steps == 3
+    for batch in _batches(sampler, 8):
+        assert len({dataset.pids[i] for i in batch}) == 2
+
+
+def test_errors():
+    dataset = PidDataset(COUNTS)
+    with pytest.raises(ValueError, match='divisible by num_instances'):
+        IdentityBalancedSampler(dataset, batch_size=10, num_instances=4)
+    with pytest.raises(ValueError, match='cannot fill a step'):
+        IdentityBalancedSampler(
+            PidDataset([4, 4]), batch_size=12, num_instances=4)
+
+
+def test_dataset_get_pids_is_used(tiny_mars_session):
+    from mmtfclip.datasets import MARS
+    root, counts = tiny_mars_session
+    dataset = MARS(data_root=str(root), split='train')
+    sampler = IdentityBalancedSampler(dataset, batch_size=8, seed=0)
+    batches = _batches(sampler, 8)
+    assert len(batches) == counts['num_train_tracklets'] // 8
+    assert np.all([
+        sorted(Counter(dataset.get_data_info(i)['pid']
+                       for i in b).values()) == [4, 4] for b in batches
+    ])

@@ -1,0 +1,86 @@
+# Copyright (c) mmtfclip contributors. All rights reserved.
+import numpy as np
+import pytest
+
+from mmtfclip.datasets.transforms import SampleTrackletFrames
+
+
+def _sample(num, **kwargs):
+    results = dict(frame_paths=[f'{i}.jpg' for i in range(num)])
+    return SampleTrackletFrames(**kwargs)(results)
+
+
+def test_rrs_test_mode_takes_the_first_frame_of_equal_chunks():
+    out = _sample(20, clip_len=4, mode='rrs', test_mode=True)
+    assert out['frame_inds'].tolist() == [0, 5, 10, 15]
+    assert out['num_clips'] == 1 and out['clip_len'] == 4
+    assert out['total_frames'] == 20 and out['sample_mode'] == 'rrs'
+    # Chunks of 3 or 2 frames when n does not divide: 0-2, 3-4, 5-7, 8-9.
+    out = _sample(10, clip_len=4, mode='rrs', test_mode=True)
+    assert out['frame_inds'].tolist() == [0, 2, 5, 7]
+    # Fewer frames than T: repeated in order.
+    out = _sample(3, clip_len=8, mode='rrs', test_mode=True)
+    assert out['frame_inds'].tolist() == [0, 0, 0, 1, 1, 1, 2, 2]
+
+
+def test_rrs_training_draws_one_frame_in_each_chunk():
+    np.random.seed(0)
+    seen = np.zeros((4, 10), dtype=bool)
+    edges = [0, 2, 5, 7, 10]
+    for _ in range(300):
+        inds = _sample(10, clip_len=4, mode='rrs')['frame_inds']
+        for k, i in enumerate(inds):
+            assert edges[k] <= i < edges[k + 1]
+            seen[k, i] = True
+    # Every frame of every chunk is reachable.
+    assert seen.sum() == 10
+    assert _sample(
+        3, clip_len=8,
+        mode='rrs')['frame_inds'].tolist() == [0, 0, 0, 1, 1, 1, 2, 2]
+
+
+def test_dense_covers_every_frame_and_pads_the_last_clip():
+    out = _sample(26, clip_len=8, mode='dense', test_mode=True)
+    assert out['num_clips'] == 4
+    inds = out['frame_inds'].reshape(4, 8)
+    assert inds[:3].ravel().tolist() == list(range(24))
+    assert inds[3].tolist() == [24, 25, 24, 25, 24, 25, 24, 25]
+    out = _sample(16, clip_len=8, mode='dense')
+    assert out['frame_inds'].tolist() == list(range(16))
+    out = _sample(3, clip_len=8, mode='dense')
+    assert out['frame_inds'].tolist() == [0, 1, 2, 0, 1, 2, 0, 1]
+    assert out['num_clips'] == 1
+
+
+def test_random_consecutive_frames():
+    np.random.seed(1)
+    starts = set()
+    for _ in range(200):
+        inds = _sample(12, clip_len=8, mode='random')['frame_inds']
+        assert (np.diff(inds) == 1).all()
+        starts.add(int(inds[0]))
+    assert starts == set(range(5))
+    assert _sample(
+        12, clip_len=8, mode='random',
+        test_mode=True)['frame_inds'].tolist() == list(range(2, 10))
+    assert _sample(
+        3, clip_len=5,
+        mode='random')['frame_inds'].tolist() == [0, 1, 2, 0, 1]
+
+
+def test_evenly_spans_first_to_last():
+    assert _sample(
+        15, clip_len=8,
+        mode='evenly')['frame_inds'].tolist() == [0, 2, 4, 6, 8, 10, 12, 14]
+    assert _sample(
+        1, clip_len=3, mode='evenly')['frame_inds'].tolist() == [0, 0, 0]
+
+
+def test_bad_arguments_and_empty_tracklet():
+    with pytest.raises(ValueError, match='mode'):
+        SampleTrackletFrames(mode='uniform')
+    with pytest.raises(ValueError, match='clip_len'):
+        SampleTrackletFrames(clip_len=0)
+    with pytest.raises(ValueError, match='tracklet 5'):
+        SampleTrackletFrames()(dict(frame_paths=[], tracklet_id=5))
+    assert 'dense' in repr(SampleTrackletFrames(mode='dense'))
