@@ -28,7 +28,7 @@ model = dict(
         pretrained=None),
     neck=dict(embed_dims=width, num_heads=4, num_frames=clip_len),
     head=dict(
-        num_classes=16,
+        num_classes=48,
         in_channels=width,
         proj_channels=proj_dims,
         ssp=dict(num_heads=4)))

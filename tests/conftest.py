@@ -5,12 +5,19 @@ Everything a test needs is generated here or in the test (tiny CLIP files,
 dataset layouts); no binary fixture is committed.
 """
 import os
+import tempfile
 
 import pytest
 import torch
 
 # Two cores on CI: more intra-op threads only add contention.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+# Datasets cache their parsed index; keep the suite's caches (also those of
+# subprocesses, which inherit the environment) out of the user's ~/.cache.
+os.environ.setdefault('MMTFCLIP_CACHE_DIR',
+                      tempfile.mkdtemp(prefix='mmtfclip-test-cache-'))
 
 
 @pytest.fixture(scope='session', autouse=True)

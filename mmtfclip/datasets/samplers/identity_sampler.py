@@ -44,8 +44,9 @@ class IdentityBalancedSampler(Sampler):
             ``num_instances``.
         num_instances (int): Tracklets per identity in a batch (K).
             Defaults to 4.
-        seed (int, optional): Random seed, shared by all ranks. Defaults to
-            None (a seed synchronised across ranks).
+        seed (int, optional): Random seed; it must be the same on all ranks
+            (keep mmengine's ``randomness.diff_rank_seed=False``, the
+            default). Defaults to None (a seed synchronised across ranks).
     """
 
     def __init__(self,
