@@ -19,6 +19,7 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
+from mmtfclip.utils import replace_key
 from mmtfclip.utils.launch import set_dataloader_defaults, setup_distributed
 
 
@@ -50,29 +51,6 @@ def parse_args():
     return args
 
 
-def set_split_id(node, split_id: int) -> int:
-    """Set ``split_id`` in every dataset config that has one.
-
-    Args:
-        node: A config node (dict, list or leaf).
-        split_id (int): The split to use.
-
-    Returns:
-        int: How many dataset configs were changed.
-    """
-    count = 0
-    if isinstance(node, dict):
-        if 'split_id' in node:
-            node['split_id'] = split_id
-            count += 1
-        for value in node.values():
-            count += set_split_id(value, split_id)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            count += set_split_id(value, split_id)
-    return count
-
-
 def summarize(results: dict) -> dict:
     """Mean and standard deviation of each metric over the splits."""
     names = sorted(set().union(*(r.keys() for r in results.values())))
@@ -98,7 +76,7 @@ def main():
     results = {}
     for split_id in args.splits:
         cfg = base_cfg.copy()
-        changed = set_split_id(cfg._cfg_dict, split_id)
+        changed = replace_key(cfg._cfg_dict, 'split_id', split_id)
         if changed == 0:
             raise ValueError(
                 f'{args.config} has no dataset with a `split_id` key; this '

@@ -1,4 +1,5 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
+from .config_utils import replace_key
 from .setup_env import register_all_modules
 
-__all__ = ['register_all_modules']
+__all__ = ['register_all_modules', 'replace_key']

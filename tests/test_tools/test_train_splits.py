@@ -4,6 +4,8 @@ import os.path as osp
 
 import pytest
 
+from mmtfclip.utils import replace_key
+
 _TOOL = osp.join(
     osp.dirname(__file__), '..', '..', 'tools', 'train_splits.py')
 
@@ -16,7 +18,7 @@ def tool():
     return module
 
 
-def test_set_split_id_reaches_nested_datasets(tool):
+def test_replace_key_reaches_nested_datasets():
     cfg = dict(
         train_dataloader=dict(dataset=dict(type='iLIDSVID', split_id=0)),
         test_dataloader=dict(
@@ -27,7 +29,7 @@ def test_set_split_id_reaches_nested_datasets(tool):
                     dict(type='iLIDSVID', split='gallery', split_id=0)
                 ])),
         model=dict(type='TFCLIP'))
-    assert tool.set_split_id(cfg, 7) == 3
+    assert replace_key(cfg, 'split_id', 7) == 3
     assert cfg['train_dataloader']['dataset']['split_id'] == 7
     assert [d['split_id'] for d in cfg['test_dataloader']['dataset']
             ['datasets']] == [7, 7]

@@ -39,6 +39,7 @@ from mmengine.registry import init_default_scope
 from PIL import Image
 
 from mmtfclip.registry import DATASETS, MODELS
+from mmtfclip.utils import replace_key
 
 # ImageNet mean/std (0-1 range), as the data preprocessor's defaults.
 MEAN = (0.485, 0.456, 0.406)
@@ -67,18 +68,6 @@ def parse_args():
         action=DictAction,
         help='override settings of the config')
     return parser.parse_args()
-
-
-def set_data_root(node, data_root: str) -> None:
-    """Replace ``data_root`` in every dataset config below ``node``."""
-    if isinstance(node, dict):
-        if 'data_root' in node:
-            node['data_root'] = data_root
-        for value in node.values():
-            set_data_root(value, data_root)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            set_data_root(value, data_root)
 
 
 def cpu_name() -> str:
@@ -180,7 +169,7 @@ def main():
         cfg.merge_from_dict(args.cfg_options)
     if args.data_root:
         for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-            set_data_root(cfg.get(key), args.data_root)
+            replace_key(cfg.get(key), 'data_root', args.data_root)
     init_default_scope(cfg.get('default_scope', 'mmtfclip'))
     # One thread, as in a data-loader worker.
     torch.set_num_threads(1)

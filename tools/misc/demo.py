@@ -19,6 +19,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from mmtfclip.datasets.synthetic import make_synthetic_mars
+from mmtfclip.utils import replace_key
 from mmtfclip.utils.launch import set_dataloader_defaults
 from mmtfclip.visualization import ranking_from_dump
 
@@ -46,18 +47,6 @@ def parse_args():
     return parser.parse_args()
 
 
-def set_data_root(node, data_root: str) -> None:
-    """Point every dataset config at ``data_root``."""
-    if isinstance(node, dict):
-        if 'data_root' in node:
-            node['data_root'] = data_root
-        for value in node.values():
-            set_data_root(value, data_root)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            set_data_root(value, data_root)
-
-
 def main():
     args = parse_args()
     start = time.perf_counter()
@@ -67,7 +56,7 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    set_data_root(cfg._cfg_dict, args.data_root)
+    replace_key(cfg._cfg_dict, 'data_root', args.data_root)
     cfg.work_dir = args.work_dir
     dump_path = osp.join(args.work_dir, 'test_results.npz')
     cfg.val_evaluator['dump_path'] = dump_path
