@@ -7,6 +7,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from mmtfclip.registry import RUNNERS
+from mmtfclip.utils.config_check import check_train_config
 from mmtfclip.utils.launch import (enable_amp, set_dataloader_defaults,
                                    setup_distributed)
 
@@ -97,6 +98,15 @@ def merge_args(cfg, args):
 
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+
+    # Fail before any work on a config that cannot run; what needs the
+    # parsed training set is checked by ConfigCheckHook, first of the
+    # before_train hooks.
+    check_train_config(cfg)
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == 'ConfigCheckHook' for h in hooks):
+        hooks.append(dict(type='ConfigCheckHook'))
+    cfg.custom_hooks = hooks
 
     setup_distributed(cfg, args.launcher)
     return cfg

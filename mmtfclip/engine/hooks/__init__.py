@@ -1,6 +1,10 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
 from .clip_memory_hook import CLIPMemoryHook
+from .config_check_hook import ConfigCheckHook
 from .epoch_summary_hook import EpochSummaryHook
 from .evaluate_before_train_hook import EvaluateBeforeTrainHook
 
-__all__ = ['CLIPMemoryHook', 'EpochSummaryHook', 'EvaluateBeforeTrainHook']
+__all__ = [
+    'CLIPMemoryHook', 'ConfigCheckHook', 'EpochSummaryHook',
+    'EvaluateBeforeTrainHook'
+]

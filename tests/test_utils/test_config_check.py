@@ -1,0 +1,95 @@
+# Copyright (c) mmtfclip contributors. All rights reserved.
+import glob
+import os.path as osp
+from types import SimpleNamespace
+
+import pytest
+from mmengine.config import Config
+
+from mmtfclip.engine.hooks import ConfigCheckHook
+from mmtfclip.registry import DATASETS
+from mmtfclip.utils.config_check import check_train_config
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+CONFIGS = sorted(
+    glob.glob(osp.join(ROOT, 'configs', 'tfclip*.py')) +
+    glob.glob(osp.join(ROOT, 'configs', 'tfclip', '*.py')))
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
+def test_shipped_configs_pass(path):
+    check_train_config(Config.fromfile(path))
+
+
+def _demo_cfg():
+    return Config.fromfile(osp.join(ROOT, 'configs', 'tfclip_demo.py'))
+
+
+def test_unknown_type_names_its_key():
+    cfg = _demo_cfg()
+    cfg.model.neck.type = 'TemporalMemoryDifusion'
+    with pytest.raises(ValueError, match=r'model\.neck\.type'):
+        check_train_config(cfg)
+
+
+def test_scoped_types_resolve_in_their_scope():
+    cfg = _demo_cfg()
+    cfg.model.head.loss_id.type = 'mmpretrain.LabelSmoothLos'
+    with pytest.raises(ValueError, match=r'model\.head\.loss_id\.type'):
+        check_train_config(cfg)
+
+
+def test_clip_len_must_match_the_neck():
+    cfg = _demo_cfg()
+    cfg.model.neck.num_frames = 8
+    with pytest.raises(ValueError) as err:
+        check_train_config(cfg)
+    msg = str(err.value)
+    assert 'train_dataloader.dataset.pipeline[0].clip_len = 4' in msg
+    assert 'custom_hooks[0].pipeline[0].clip_len = 4' in msg
+    assert 'model.neck.num_frames = 8' in msg
+
+
+def test_batch_must_be_whole_identity_groups():
+    cfg = _demo_cfg()
+    cfg.train_dataloader.sampler.num_instances = 3
+    with pytest.raises(ValueError,
+                       match=r'train_dataloader\.sampler\.num_instances = 3'):
+        check_train_config(cfg)
+
+
+@pytest.fixture(scope='module')
+def train_set(tmp_path_factory):
+    from mmtfclip.datasets.synthetic import make_synthetic_mars
+    root = str(tmp_path_factory.mktemp('mars'))
+    make_synthetic_mars(
+        root,
+        num_ids=6,
+        num_test_ids=2,
+        num_cams=3,
+        tracklets_per_id=1,
+        min_frames=2,
+        max_frames=3,
+        img_size=(32, 16))
+    return DATASETS.build(
+        dict(type='MARS', data_root=root, split='train', pipeline=[]))
+
+
+def _runner(dataset, num_classes, num_cams):
+    model = SimpleNamespace(
+        head=SimpleNamespace(num_classes=num_classes),
+        backbone=SimpleNamespace(num_cams=num_cams))
+    return SimpleNamespace(
+        train_dataloader=SimpleNamespace(dataset=dataset), model=model)
+
+
+def test_hook_accepts_a_fitting_model(train_set):
+    ConfigCheckHook().before_train(_runner(train_set, 4, 3))
+
+
+def test_hook_names_num_classes_and_num_cams(train_set):
+    with pytest.raises(ValueError) as err:
+        ConfigCheckHook().before_train(_runner(train_set, 5, 2))
+    msg = str(err.value)
+    assert 'model.head.num_classes = 5' in msg and '4 identities' in msg
+    assert 'model.backbone.num_cams = 2' in msg and 'camera id 2' in msg
