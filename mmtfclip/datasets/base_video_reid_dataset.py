@@ -355,6 +355,37 @@ def check_split_id(split_id: int, num_splits: int, source: str) -> None:
                          f'{split_id!r}')
 
 
+def check_query_rows(rows: np.ndarray, num_rows: int, path: str,
+                     variable: str, rows_of: str) -> np.ndarray:
+    """Check 1-based query indices and return them 0-based.
+
+    Args:
+        rows (np.ndarray): The 1-based indices as read from the file.
+        num_rows (int): How many rows they index.
+        path (str): The file they come from, for the error message.
+        variable (str): Their variable name in the file.
+        rows_of (str): What they index, for the error message.
+
+    Returns:
+        np.ndarray: The 0-based indices, int64.
+
+    Raises:
+        ValueError: Naming the file, the variable and the offending entry,
+            for an index out of range or a repeated one.
+    """
+    bad = np.flatnonzero((rows < 1) | (rows > num_rows))
+    if bad.size:
+        pos = int(bad[0])
+        raise ValueError(
+            f'{path}: {variable}[{pos}] = {int(rows[pos])} is out of range '
+            f'1..{num_rows} ({rows_of})')
+    values, counts = np.unique(rows, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(f'{path}: {variable} repeats the rows '
+                         f'{values[counts > 1][:10].tolist()}')
+    return rows.astype(np.int64) - 1
+
+
 def pid_from_folder(name: str, source: str) -> int:
     """The person id in a folder name such as ``person001``.
 
@@ -370,6 +401,38 @@ def pid_from_folder(name: str, source: str) -> int:
         raise ValueError(f'{source}: cannot read a person id from the folder '
                          f'name {name!r}')
     return int(digits[-1])
+
+
+def camera_pair_tracklets(data_root: str, names: Sequence[str],
+                          cam_dirs: Sequence[str], split: str, source: str,
+                          who: str) -> List[tuple]:
+    """Tracklets of a two-camera dataset (one folder per person and camera).
+
+    The protocol of iLIDS-VID and PRID-2011: training uses both cameras of
+    the training persons, the query is camera 1 of the test persons and the
+    gallery camera 2.
+
+    Args:
+        data_root (str): The data root.
+        names (Sequence[str]): The person folders of the split, in order.
+        cam_dirs (Sequence[str]): The two camera folders, relative to the
+            data root.
+        split (str): ``'train'``, ``'query'`` or ``'gallery'``.
+        source (str): Where the names come from, for error messages.
+        who (str): What is being read, for error messages.
+
+    Returns:
+        list[tuple]: ``(relative frame paths, pid, camid)`` per tracklet.
+    """
+    cams = {'train': (0, 1), 'query': (0, ), 'gallery': (1, )}[split]
+    tracklets = []
+    for name in names:
+        pid = pid_from_folder(name, source)
+        for camid in cams:
+            rel = f'{cam_dirs[camid]}/{name}'
+            frames = frames_of(osp.join(data_root, rel), rel, who)
+            tracklets.append((frames, pid, camid))
+    return tracklets
 
 
 def frames_of(folder: str, rel_folder: str, who: str) -> List[str]:

@@ -4,9 +4,9 @@ import os.path as osp
 from typing import List, Tuple
 
 from mmtfclip.registry import DATASETS
-from .base_video_reid_dataset import (BaseVideoReIDDataset, check_split_id,
-                                      frames_of, natural_sort_key,
-                                      pid_from_folder)
+from .base_video_reid_dataset import (BaseVideoReIDDataset,
+                                      camera_pair_tracklets, check_split_id,
+                                      natural_sort_key)
 from .mars import load_int_matrix
 
 _SEQUENCES = osp.join('i-LIDS-VID', 'sequences')
@@ -99,14 +99,8 @@ class iLIDSVID(BaseVideoReIDDataset):
                 f'{split_file}: split {self.split_id} names {missing[:5]}, '
                 f'missing from {osp.join(seq_dir, "cam2")}')
 
-        cams = {'train': (0, 1), 'query': (0, ), 'gallery': (1, )}[self.split]
-        tracklets = []
-        for name in names:
-            pid = pid_from_folder(name, split_file)
-            for camid in cams:
-                rel = f'{_SEQUENCES}/cam{camid + 1}/{name}'
-                frames = frames_of(
-                    osp.join(self.data_root, rel), rel,
-                    f'iLIDSVID split {self.split_id} ({split_file})')
-                tracklets.append((frames, pid, camid))
+        tracklets = camera_pair_tracklets(
+            self.data_root, names,
+            (f'{_SEQUENCES}/cam1', f'{_SEQUENCES}/cam2'), self.split,
+            split_file, f'iLIDSVID split {self.split_id} ({split_file})')
         return tracklets, 2

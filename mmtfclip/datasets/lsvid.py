@@ -7,7 +7,8 @@ import h5py
 import numpy as np
 
 from mmtfclip.registry import DATASETS
-from .base_video_reid_dataset import BaseVideoReIDDataset
+from .base_video_reid_dataset import (BaseVideoReIDDataset,
+                                      check_query_rows)
 
 
 def read_sequence_list(path: str) -> List[Tuple[str, int, int]]:
@@ -122,17 +123,8 @@ class LSVID(BaseVideoReIDDataset):
         rows = query.astype(np.int64)
         if not np.array_equal(rows, query):
             raise ValueError(f'{path}: query holds non-integer values')
-        bad = np.flatnonzero((rows < 1) | (rows > num_rows))
-        if bad.size:
-            pos = int(bad[0])
-            raise ValueError(
-                f'{path}: query[{pos}] = {int(rows[pos])} is out of range '
-                f'1..{num_rows} (lines of list_seq_test.txt)')
-        values, counts = np.unique(rows, return_counts=True)
-        if (counts > 1).any():
-            raise ValueError(f'{path}: query repeats the rows '
-                             f'{values[counts > 1][:10].tolist()}')
-        return rows - 1
+        return check_query_rows(rows, num_rows, path, 'query',
+                                'lines of list_seq_test.txt')
 
     def parse_tracklets(self) -> Tuple[list, int]:
         list_file = self._list_file()

@@ -6,7 +6,8 @@ import numpy as np
 from scipy.io import loadmat
 
 from mmtfclip.registry import DATASETS
-from .base_video_reid_dataset import BaseVideoReIDDataset
+from .base_video_reid_dataset import (BaseVideoReIDDataset,
+                                      check_query_rows)
 
 # Frame names look like ``0001C1T0001F001.jpg``: person (4 characters,
 # ``00-1`` for junk), camera digit, tracklet, frame.
@@ -152,18 +153,10 @@ class MARS(BaseVideoReIDDataset):
     def _test_rows(self, num_rows: int) -> List[int]:
         query_file = self._info('query_IDX.mat')
         query = load_int_matrix(query_file, 'query_IDX').ravel()
-        bad = np.flatnonzero((query < 1) | (query > num_rows))
-        if bad.size:
-            pos = int(bad[0])
-            raise ValueError(
-                f'{query_file}: query_IDX[{pos}] = {int(query[pos])} is out '
-                f'of range 1..{num_rows} (rows of tracks_test_info.mat)')
-        values, counts = np.unique(query, return_counts=True)
-        if (counts > 1).any():
-            raise ValueError(f'{query_file}: query_IDX repeats the rows '
-                             f'{values[counts > 1][:10].tolist()}')
+        query = check_query_rows(query, num_rows, query_file, 'query_IDX',
+                                 'rows of tracks_test_info.mat')
         if self.split == 'query':
-            return (query - 1).tolist()
+            return query.tolist()
         is_query = np.zeros(num_rows, dtype=bool)
-        is_query[query - 1] = True
+        is_query[query] = True
         return np.flatnonzero(~is_query).tolist()

@@ -7,9 +7,9 @@ import numpy as np
 from mmengine.logging import print_log
 
 from mmtfclip.registry import DATASETS
-from .base_video_reid_dataset import (BaseVideoReIDDataset, check_split_id,
-                                      frames_of, list_frames, natural_sort_key,
-                                      pid_from_folder)
+from .base_video_reid_dataset import (BaseVideoReIDDataset,
+                                      camera_pair_tracklets, check_split_id,
+                                      list_frames, natural_sort_key)
 from .ilidsvid import person_folders
 
 _MULTI_SHOT = 'prid_2011/multi_shot'
@@ -156,14 +156,8 @@ class PRID2011(BaseVideoReIDDataset):
             source = 'the generated PRID-2011 split'
         names = sorted(
             train if self.split == 'train' else test, key=natural_sort_key)
-        cams = {'train': (0, 1), 'query': (0, ), 'gallery': (1, )}[self.split]
-        tracklets = []
-        for name in names:
-            pid = pid_from_folder(name, source)
-            for camid in cams:
-                rel = f'{_MULTI_SHOT}/{("cam_a", "cam_b")[camid]}/{name}'
-                frames = frames_of(
-                    osp.join(self.data_root, rel), rel,
-                    f'PRID2011 split {self.split_id} ({source})')
-                tracklets.append((frames, pid, camid))
+        tracklets = camera_pair_tracklets(
+            self.data_root, names,
+            (f'{_MULTI_SHOT}/cam_a', f'{_MULTI_SHOT}/cam_b'), self.split,
+            source, f'PRID2011 split {self.split_id} ({source})')
         return tracklets, 2
