@@ -108,10 +108,12 @@ def set_dataloader_defaults(cfg: Config,
 
     Args:
         cfg (Config): The config, modified in place.
-        pin_memory (bool): Pin host memory when CUDA is available.
-            Defaults to True.
-        persistent_workers (bool): Keep worker processes between epochs when
-            there are any. Defaults to True.
+        pin_memory (bool): Allow pinned host memory (used by default when
+            CUDA is available); False turns it off even where the config
+            sets it. Defaults to True.
+        persistent_workers (bool): Allow keeping worker processes between
+            epochs (the default when there are workers); False turns it off
+            even where the config sets it. Defaults to True.
     """
     for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(field)
@@ -119,10 +121,12 @@ def set_dataloader_defaults(cfg: Config,
             continue
         merged = ConfigDict(collate_fn=dict(type='default_collate'))
         merged.update(deepcopy(loader))
-        merged.setdefault('pin_memory',
-                          pin_memory and torch.cuda.is_available())
-        if merged.get('num_workers', 0) > 0:
-            merged.setdefault('persistent_workers', persistent_workers)
-        else:
+        # A config's own value stands unless the command line turns the
+        # option off (`--no-pin-memory`, `--no-persistent-workers`).
+        merged.setdefault('pin_memory', torch.cuda.is_available())
+        if not pin_memory:
+            merged['pin_memory'] = False
+        merged.setdefault('persistent_workers', True)
+        if not persistent_workers or merged.get('num_workers', 0) == 0:
             merged['persistent_workers'] = False
         cfg[field] = merged
