@@ -3,12 +3,15 @@ import argparse
 import os
 import os.path as osp
 
+import numpy as np
 from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 from mmtfclip.registry import RUNNERS
 from mmtfclip.utils.launch import (amp_dtype, set_dataloader_defaults,
                                    setup_distributed)
+from mmtfclip.visualization import ReIDRankingVisualizer
 
 
 def parse_args():
@@ -24,6 +27,21 @@ def parse_args():
         type=str,
         help='dump the features, pids, cameras and distances of the test set '
         'to this .npz file (the metric\'s `dump_path`)')
+    parser.add_argument(
+        '--show-dir',
+        help='draw the ranking pictures of --show-num queries into this '
+        'folder, from the metric\'s distances and protocol (uses --dump, or '
+        'writes DIR/test_results.npz)')
+    parser.add_argument(
+        '--show-topk',
+        type=int,
+        default=10,
+        help='gallery tracklets per ranking picture')
+    parser.add_argument(
+        '--show-num',
+        type=int,
+        default=20,
+        help='queries drawn, evenly spaced over the query set')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -62,14 +80,21 @@ def merge_args(cfg, args):
         cfg.test_cfg = cfg.get('test_cfg') or dict(type='TestLoop')
         cfg.test_cfg.fp16 = True
 
+    if args.show_dir is not None and args.dump is None:
+        # The pictures are drawn from the metric's dump, so that they show
+        # exactly the ranking that was evaluated.
+        args.dump = osp.join(args.show_dir, 'test_results.npz')
     if args.dump is not None:
         if not args.dump.endswith('.npz'):
             raise ValueError(f'--dump must end with .npz, got {args.dump}')
         evaluators = cfg.test_evaluator if isinstance(
             cfg.test_evaluator, list) else [cfg.test_evaluator]
-        for evaluator in evaluators:
-            if evaluator.get('type') == 'ReIDMetric':
-                evaluator['dump_path'] = args.dump
+        metrics = [e for e in evaluators if e.get('type') == 'ReIDMetric']
+        if not metrics:
+            raise ValueError('--dump and --show-dir need a ReIDMetric in '
+                             'test_evaluator.')
+        for evaluator in metrics:
+            evaluator['dump_path'] = args.dump
 
     set_dataloader_defaults(cfg)
 
@@ -90,6 +115,16 @@ def main():
     else:
         runner = RUNNERS.build(cfg)
     runner.test()
+
+    if args.show_dir is not None and is_main_process():
+        visualizer = ReIDRankingVisualizer(name='test_rankings')
+        files = visualizer.visualize_dump_rankings(
+            dict(np.load(args.dump)),
+            args.show_dir,
+            topk=args.show_topk,
+            num=args.show_num)
+        runner.logger.info(
+            f'{len(files)} ranking pictures written to {args.show_dir}')
 
 
 if __name__ == '__main__':

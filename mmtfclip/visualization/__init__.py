@@ -1,4 +1,4 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
-from .ranking import ranking_from_dump, render_ranking
+from .reid_ranking_visualizer import ReIDRankingVisualizer
 
-__all__ = ['render_ranking', 'ranking_from_dump']
+__all__ = ['ReIDRankingVisualizer']

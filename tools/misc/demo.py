@@ -21,7 +21,7 @@ from mmengine.runner import Runner
 from mmtfclip.datasets.synthetic import make_synthetic_mars
 from mmtfclip.utils import replace_key
 from mmtfclip.utils.launch import set_dataloader_defaults
-from mmtfclip.visualization import ranking_from_dump
+from mmtfclip.visualization import ReIDRankingVisualizer
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 
@@ -74,10 +74,13 @@ def main():
     }
 
     dump = dict(np.load(dump_path))
+    visualizer = ReIDRankingVisualizer(
+        name='mmtfclip_demo', frame_size=(96, 48))
     pictures = [
-        ranking_from_dump(dump, i, topk=5, frame_size=(96, 48))
-        for i in np.linspace(0, len(dump['query_index']) - 1,
-                             args.num_queries).astype(int)
+        visualizer.visualize_dump(dump, i, topk=5)
+        for i in np.linspace(0,
+                             len(dump['query_index']) -
+                             1, args.num_queries).astype(int)
     ]
     # Queries side by side, each above its top-5 gallery tracklets.
     sep = np.full((pictures[0].shape[0], 16, 3), 255, np.uint8)

@@ -1,0 +1,93 @@
+# Copyright (c) mmtfclip contributors. All rights reserved.
+"""tools/test.py --dump --show-dir on a tiny model and synthetic data, then
+tools/analysis_tools/visualize_ranks.py on the dump."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmtfclip.datasets.synthetic import make_synthetic_mars
+from mmtfclip.registry import MODELS
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+CONFIG = osp.join(ROOT, 'configs', 'tfclip_demo.py')
+MODEL_OPTIONS = ['model.head.num_classes=8', 'model.backbone.num_cams=2']
+
+
+def run(*args):
+    out = subprocess.run([sys.executable, *args],
+                         capture_output=True,
+                         text=True,
+                         timeout=300,
+                         cwd=ROOT)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout + out.stderr
+
+
+@pytest.fixture(scope='module')
+def tested(tmp_path_factory):
+    """A test run with --show-dir; returns the show dir and the dump."""
+    tmp = tmp_path_factory.mktemp('show')
+    data_root = str(tmp / 'data')
+    make_synthetic_mars(
+        data_root,
+        num_ids=12,
+        num_test_ids=4,
+        num_cams=2,
+        tracklets_per_id=1,
+        min_frames=4,
+        max_frames=6,
+        img_size=(64, 32))
+    cfg = Config.fromfile(CONFIG)
+    cfg.model.head.num_classes = 8
+    cfg.model.backbone.num_cams = 2
+    torch.manual_seed(0)
+    ckpt = str(tmp / 'model.pth')
+    torch.save({
+        'state_dict': MODELS.build(cfg.model).state_dict(),
+        'meta': {}
+    }, ckpt)
+    show_dir = str(tmp / 'show')
+    log = run(
+        osp.join(ROOT, 'tools', 'test.py'), CONFIG, ckpt, '--work-dir',
+        str(tmp / 'work'), '--show-dir', show_dir, '--show-topk', '3',
+        '--show-num', '2', '--cfg-options', *MODEL_OPTIONS,
+        *(f'test_dataloader.dataset.datasets.{i}.data_root={data_root}'
+          for i in (0, 1)))
+    assert '2 ranking pictures written to' in log
+    return show_dir, osp.join(show_dir, 'test_results.npz')
+
+
+def test_test_py_show_dir(tested):
+    show_dir, dump_path = tested
+    dump = np.load(dump_path)
+    pictures = sorted(f for f in os.listdir(show_dir) if f.endswith('.png'))
+    assert len(pictures) == 2
+    first, last = 0, len(dump['query_index']) - 1
+    for pos, name in zip((first, last), pictures):
+        q = dump['query_index'][pos]
+        assert name == (f'query{pos:05d}_id{dump["pids"][q]}_'
+                        f'cam{dump["camids"][q] + 1}.png')
+        img = cv2.imread(osp.join(show_dir, name))
+        # 4 frames of 64 px plus the border; query (3 text lines) + 3 rows.
+        assert img.shape == (46 + 128 + 6 + 10 + 3 * (18 + 128 + 6), 262, 3)
+
+
+def test_visualize_ranks(tested, tmp_path):
+    _, dump_path = tested
+    out_dir = str(tmp_path / 'ranks')
+    log = run(
+        osp.join(ROOT, 'tools', 'analysis_tools',
+                 'visualize_ranks.py'), dump_path, '--out-dir', out_dir,
+        '--topk', '2', '--queries', '1', '--num-frames', '2')
+    assert '1 ranking pictures written' in log
+    (name, ) = os.listdir(out_dir)
+    assert name.startswith('query00001_')
+    img = cv2.imread(osp.join(out_dir, name))
+    assert img.shape == (46 + 128 + 6 + 10 + 2 * (18 + 128 + 6), 134, 3)

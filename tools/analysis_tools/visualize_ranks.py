@@ -1,0 +1,49 @@
+# Copyright (c) mmtfclip contributors. All rights reserved.
+"""Draw ranking pictures from a test result dumped by ``tools/test.py
+--dump``: each query above its top-k gallery tracklets, true matches in
+green, wrong ones in red, ranked as the evaluation ranked them (its
+distances, its protocol, same-id same-camera entries discarded)."""
+import argparse
+
+import numpy as np
+
+from mmtfclip.visualization import ReIDRankingVisualizer
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description='Draw ranking pictures from a dumped test result')
+    parser.add_argument('dump', help='.npz written by tools/test.py --dump')
+    parser.add_argument(
+        '--out-dir', required=True, help='folder of the pictures')
+    parser.add_argument(
+        '--topk', type=int, default=10, help='gallery tracklets per query')
+    parser.add_argument(
+        '--num',
+        type=int,
+        default=20,
+        help='queries drawn, evenly spaced over the query set (without '
+        '--queries)')
+    parser.add_argument(
+        '--queries',
+        type=int,
+        nargs='+',
+        help='0-based positions of the queries to draw, in query order')
+    parser.add_argument(
+        '--num-frames', type=int, default=4, help='frames per tracklet')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    with np.load(args.dump, allow_pickle=False) as data:
+        dump = dict(data)
+    visualizer = ReIDRankingVisualizer(
+        name='visualize_ranks', num_frames=args.num_frames)
+    files = visualizer.visualize_dump_rankings(dump, args.out_dir, args.topk,
+                                               args.num, args.queries)
+    print(f'{len(files)} ranking pictures written to {args.out_dir}')
+
+
+if __name__ == '__main__':
+    main()
