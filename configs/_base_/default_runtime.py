@@ -17,8 +17,12 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),
 )
 
-# TensorBoard: add dict(type='TensorboardVisBackend') to vis_backends
-# (needs `pip install tensorboard`).
+# LocalVisBackend writes the scalars and the json log (read by
+# tools/analysis_tools/analyze_logs.py) to <work_dir>/<timestamp>/vis_data.
+# TensorBoard as well (`pip install tensorboard`, requirements/optional.txt;
+# event files in the same folder): in a config that inherits this file,
+#   visualizer = dict(vis_backends=[
+#       *_base_.vis_backends, dict(type='TensorboardVisBackend')])
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='Visualizer', vis_backends=vis_backends)
 

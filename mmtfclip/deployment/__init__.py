@@ -1,0 +1,4 @@
+# Copyright (c) mmtfclip contributors. All rights reserved.
+from .tracklet_embedder import TrackletEmbedder
+
+__all__ = ['TrackletEmbedder']
