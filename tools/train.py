@@ -8,8 +8,9 @@ from mmengine.runner import Runner
 
 from mmtfclip.registry import RUNNERS
 from mmtfclip.utils.config_check import check_train_config
-from mmtfclip.utils.launch import (enable_amp, set_dataloader_defaults,
-                                   setup_distributed)
+from mmtfclip.utils.launch import (enable_amp, fit_global_batch,
+                                   launcher_world_size,
+                                   set_dataloader_defaults, setup_distributed)
 
 
 def parse_args():
@@ -99,13 +100,19 @@ def merge_args(cfg, args):
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
 
+    world_size = launcher_world_size(args.launcher)
+    fit_global_batch(cfg, world_size)
     # Fail before any work on a config that cannot run; what needs the
     # parsed training set is checked by ConfigCheckHook, first of the
     # before_train hooks.
-    check_train_config(cfg)
+    check_train_config(cfg, world_size)
     hooks = list(cfg.get('custom_hooks') or [])
-    if not any(h.get('type') == 'ConfigCheckHook' for h in hooks):
-        hooks.append(dict(type='ConfigCheckHook'))
+    # EpochSummaryHook logs epoch and evaluation times and peak GPU memory;
+    # EpochSeedHook makes a resumed run draw the random numbers of the
+    # uninterrupted one.
+    for hook in ('ConfigCheckHook', 'EpochSummaryHook', 'EpochSeedHook'):
+        if not any(h.get('type') == hook for h in hooks):
+            hooks.append(dict(type=hook))
     cfg.custom_hooks = hooks
 
     setup_distributed(cfg, args.launcher)

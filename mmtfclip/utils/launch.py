@@ -11,14 +11,23 @@ Two things here are not in mmengine:
   CPU processes on a laptop or in CI.
 * ``--amp`` picks bf16 where the GPU supports it (no loss scaling needed) and
   fp16 with dynamic loss scaling otherwise.
+* A training batch given for all ranks together
+  (``IdentityBalancedSampler(split_global_batch=True)``): the per-rank batch
+  of the data loader follows from the number of processes
+  (:func:`fit_global_batch`).
 """
+import logging
 import os
+import random
 from copy import deepcopy
 
+import numpy as np
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
+from mmengine.registry import FUNCTIONS
+from torch.utils.data import get_worker_info
 
 
 def setup_distributed(cfg: Config, launcher: str) -> None:
@@ -52,6 +61,14 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
         torch_dist.init_process_group(backend='gloo')
     env_cfg = cfg.setdefault('env_cfg', ConfigDict())
     env_cfg['dist_cfg'] = dict(backend='gloo')
+    if cfg.get('sync_bn') is not None:
+        # torch's SyncBatchNorm refuses CPU tensors.
+        print_log(
+            f'sync_bn={cfg.sync_bn!r} is ignored on the CPU: each process '
+            'normalises with its own batch statistics.',
+            logger='current',
+            level=logging.WARNING)
+        cfg.sync_bn = None
     wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(
         type='MMDistributedDataParallel',
         find_unused_parameters=cfg.get('find_unused_parameters', False))
@@ -61,6 +78,67 @@ def setup_distributed(cfg: Config, launcher: str) -> None:
         f'CUDA is not available: rank {torch_dist.get_rank()} of '
         f'{torch_dist.get_world_size()} runs on the CPU over gloo.',
         logger='current')
+
+
+def launcher_world_size(launcher: str) -> int:
+    """The number of processes the launcher started, read before any
+    process group exists.
+
+    Args:
+        launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
+
+    Returns:
+        int: 1 for ``'none'``, else the launcher's world size.
+    """
+    if launcher == 'none':
+        return 1
+    key = dict(
+        pytorch='WORLD_SIZE', slurm='SLURM_NTASKS',
+        mpi='OMPI_COMM_WORLD_SIZE')[launcher]
+    if key not in os.environ:
+        raise RuntimeError(
+            f'--launcher {launcher} needs the environment variable {key}; '
+            'start the script with tools/dist_train.sh or '
+            'tools/slurm_train.sh.')
+    return int(os.environ[key])
+
+
+def fit_global_batch(cfg: Config, world_size: int) -> None:
+    """Give each rank its share of a global training batch.
+
+    With ``train_dataloader.sampler.split_global_batch=True`` the sampler's
+    ``batch_size`` is the batch of all ranks together; each rank's data
+    loader then takes ``batch_size // world_size`` samples. Configs without
+    that option are left alone (their ``batch_size`` is per rank).
+
+    Args:
+        cfg (Config): The config, modified in place.
+        world_size (int): The number of training processes.
+
+    Raises:
+        ValueError: When the global batch cannot be split evenly, naming
+            the config key.
+    """
+    loader = cfg.get('train_dataloader') or {}
+    sampler = loader.get('sampler') or {}
+    if not sampler.get('split_global_batch', False):
+        return
+    if 'batch_size' not in sampler:
+        raise ValueError(
+            'train_dataloader.sampler.split_global_batch=True needs the '
+            'global batch as train_dataloader.sampler.batch_size.')
+    total = sampler['batch_size']
+    if total % world_size:
+        raise ValueError(
+            f'train_dataloader.sampler.batch_size = {total} (the global '
+            f'batch) cannot be split evenly across {world_size} processes.')
+    per_rank = total // world_size
+    if loader.get('batch_size') != per_rank:
+        print_log(
+            f'train_dataloader.batch_size set to {per_rank}: the global '
+            f'batch of {total} split across {world_size} processes.',
+            logger='current')
+    loader['batch_size'] = per_rank
 
 
 def amp_dtype() -> str:
@@ -98,6 +176,30 @@ def enable_amp(cfg: Config) -> None:
     print_log(f'Mixed precision: {dtype} autocast.', logger='current')
 
 
+@FUNCTIONS.register_module()
+def epoch_worker_init_fn(worker_id: int) -> None:
+    """Seed a training data-loader worker from its epoch's seed and rank.
+
+    PyTorch gives the workers of each epoch a base seed drawn from the main
+    process (the same on every rank), which
+    :class:`mmtfclip.engine.hooks.EpochSeedHook` makes a function of the
+    seed and the epoch; mixing in the rank gives each process its own
+    augmentations. mmengine's default instead seeds a worker from (seed,
+    rank, worker) alone, so workers started at each epoch would repeat the
+    same random numbers every epoch.
+
+    Args:
+        worker_id (int): The worker's index (its seed already includes it).
+    """
+    rank = int(os.environ.get('RANK', 0))
+    seed = int(
+        np.random.SeedSequence([get_worker_info().seed,
+                                rank]).generate_state(1)[0])
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def set_dataloader_defaults(cfg: Config,
                             pin_memory: bool = True,
                             persistent_workers: bool = True) -> None:
@@ -112,8 +214,15 @@ def set_dataloader_defaults(cfg: Config,
             CUDA is available); False turns it off even where the config
             sets it. Defaults to True.
         persistent_workers (bool): Allow keeping worker processes between
-            epochs (the default when there are workers); False turns it off
-            even where the config sets it. Defaults to True.
+            epochs (the default of the evaluation loaders when there are
+            workers); False turns it off even where the config sets it.
+            Defaults to True.
+
+    The training loader's workers are not kept by default and are seeded
+    by :func:`epoch_worker_init_fn`: workers started at each epoch from the
+    epoch's seed draw the same augmentations whether the run went through or
+    was resumed from a checkpoint, while kept workers would carry their
+    random state over from the epochs before the resume.
     """
     for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         loader = cfg.get(field)
@@ -126,7 +235,10 @@ def set_dataloader_defaults(cfg: Config,
         merged.setdefault('pin_memory', torch.cuda.is_available())
         if not pin_memory:
             merged['pin_memory'] = False
-        merged.setdefault('persistent_workers', True)
+        merged.setdefault('persistent_workers', field != 'train_dataloader')
+        if field == 'train_dataloader':
+            merged.setdefault('worker_init_fn',
+                              dict(type='epoch_worker_init_fn'))
         if not persistent_workers or merged.get('num_workers', 0) == 0:
             merged['persistent_workers'] = False
         cfg[field] = merged

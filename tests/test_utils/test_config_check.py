@@ -1,6 +1,7 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
 import glob
 import os.path as osp
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -9,6 +10,7 @@ from mmengine.config import Config
 from mmtfclip.engine.hooks import ConfigCheckHook
 from mmtfclip.registry import DATASETS
 from mmtfclip.utils.config_check import check_train_config
+from mmtfclip.utils.launch import fit_global_batch
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 CONFIGS = sorted(
@@ -18,7 +20,12 @@ CONFIGS = sorted(
 
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
 def test_shipped_configs_pass(path):
-    check_train_config(Config.fromfile(path))
+    # On the number of GPUs their name states, as tools/train.py does.
+    gpus = re.search(r'_(\d+)xb\d+', osp.basename(path))
+    world_size = int(gpus.group(1)) if gpus else 1
+    cfg = Config.fromfile(path)
+    fit_global_batch(cfg, world_size)
+    check_train_config(cfg, world_size)
 
 
 def _demo_cfg():
@@ -53,8 +60,8 @@ def test_clip_len_must_match_the_neck():
 def test_batch_must_be_whole_identity_groups():
     cfg = _demo_cfg()
     cfg.train_dataloader.sampler.num_instances = 3
-    with pytest.raises(ValueError,
-                       match=r'train_dataloader\.sampler\.num_instances = 3'):
+    with pytest.raises(
+            ValueError, match=r'train_dataloader\.sampler\.num_instances = 3'):
         check_train_config(cfg)
 
 
@@ -93,3 +100,27 @@ def test_hook_names_num_classes_and_num_cams(train_set):
     msg = str(err.value)
     assert 'model.head.num_classes = 5' in msg and '4 identities' in msg
     assert 'model.backbone.num_cams = 2' in msg and 'camera id 2' in msg
+
+
+def test_split_global_batch_names_its_keys():
+    cfg = _demo_cfg()
+    cfg.train_dataloader.sampler.split_global_batch = True
+    check_train_config(cfg)
+    # Two processes would take 8 each, mined within a rank's slice.
+    fit_global_batch(cfg, 2)
+    assert cfg.train_dataloader.batch_size == 8
+    with pytest.raises(
+            ValueError, match=r'model\.head\.loss_triplet\.gather = True'):
+        check_train_config(cfg, 2)
+    cfg.model.head.loss_triplet.gather = True
+    check_train_config(cfg, 2)
+    # A per-rank batch that does not add up to the global one.
+    with pytest.raises(
+            ValueError,
+            match=r'train_dataloader\.batch_size = 8 '
+            r'on 4 processes'):
+        check_train_config(cfg, 4)
+    cfg.train_dataloader.sampler.batch_size = 18
+    with pytest.raises(
+            ValueError, match=r'sampler\.batch_size = 18 \(the global'):
+        check_train_config(cfg, 2)

@@ -19,41 +19,56 @@ class IdentityBalancedSampler(Sampler):
     """P x K sampling: K tracklets of each of P identities per batch.
 
     ``P = batch_size // num_instances`` and ``K = num_instances``: the batch
-    the hard-mining triplet loss needs. In distributed training every step
-    draws ``P * world_size`` distinct identities and gives each rank its own
-    P, so the ranks' batches never share an identity, all ranks run the
-    same number of steps, and the whole schedule depends only on the seed
-    and the epoch (:meth:`set_epoch`), never on the rank that computes it.
+    the hard-mining triplet loss needs. Every step draws one global batch of
+    distinct identities and each rank takes its own contiguous slice of it,
+    so all ranks run the same number of steps and the whole schedule depends
+    only on the seed and the epoch (:meth:`set_epoch`), never on the rank
+    that computes it. Two modes say how big the global batch is:
+
+    * ``split_global_batch=False`` (default): ``batch_size`` is per rank.
+      A step draws ``P * world_size`` identities and each rank gets its own
+      P, so the ranks' batches never share an identity and the global batch
+      grows with the number of ranks (``world_size * batch_size``).
+    * ``split_global_batch=True``: ``batch_size`` is the global batch. A
+      step draws P identities, the same batch one process would draw, and
+      rank ``r`` takes samples ``[r * b, (r + 1) * b)`` of it with
+      ``b = batch_size // world_size``, which must be the data loader's
+      ``batch_size``. A rank's slice may hold part of one identity only, so
+      the triplet loss must mine over all ranks (``TripletLoss(gather=
+      True)``) and the BNNecks need SyncBN to keep the single-GPU recipe.
 
     Epoch length, as torchreid's ``RandomIdentitySampler`` defines it: each
     identity's tracklets are shuffled and cut into groups of K (the
     remainder is dropped); an identity with fewer than K tracklets gives one
     group drawn with replacement. An epoch is the largest number of steps B
-    for which the groups fill B steps of ``P * world_size`` distinct
-    identities, about ``sum(groups) / (P * world_size)``; identities with
-    more than B groups use B of them (a random subset each epoch). Each rank
-    yields ``B * batch_size`` indices, so the data loader (same
-    ``batch_size``, any ``drop_last``) runs exactly B iterations. Steps are
-    drawn so that a full schedule always exists: identities that must
-    appear in every remaining step are taken first, the rest uniformly.
+    for which the groups fill B steps of distinct identities, about
+    ``sum(groups) / identities_per_step``; identities with more than B
+    groups use B of them (a random subset each epoch). Each rank yields
+    ``B * rank_batch_size`` indices, so the data loader (same batch size,
+    any ``drop_last``) runs exactly B iterations. Steps are drawn so that a
+    full schedule always exists: identities that must appear in every
+    remaining step are taken first, the rest uniformly.
 
     Args:
         dataset (Dataset): A dataset whose items carry ``pid``.
-        batch_size (int): Samples per batch on each rank; must equal the
-            data loader's ``batch_size`` and be divisible by
+        batch_size (int): Samples per batch on each rank, or in all ranks
+            together with ``split_global_batch``; divisible by
             ``num_instances``.
         num_instances (int): Tracklets per identity in a batch (K).
             Defaults to 4.
         seed (int, optional): Random seed; it must be the same on all ranks
             (keep mmengine's ``randomness.diff_rank_seed=False``, the
             default). Defaults to None (a seed synchronised across ranks).
+        split_global_batch (bool): ``batch_size`` is the global batch,
+            split across the ranks. Defaults to False.
     """
 
     def __init__(self,
                  dataset: Dataset,
                  batch_size: int,
                  num_instances: int = 4,
-                 seed: Optional[int] = None) -> None:
+                 seed: Optional[int] = None,
+                 split_global_batch: bool = False) -> None:
         if num_instances < 1 or batch_size < 1:
             raise ValueError('batch_size and num_instances must be >= 1, got '
                              f'{batch_size} and {num_instances}')
@@ -63,10 +78,23 @@ class IdentityBalancedSampler(Sampler):
                 f'divisible by num_instances ({num_instances}): a batch is '
                 'P identities x K tracklets.')
         self.rank, self.world_size = get_dist_info()
+        if split_global_batch and batch_size % self.world_size:
+            raise ValueError(
+                f'IdentityBalancedSampler: the global batch '
+                f'train_dataloader.sampler.batch_size = {batch_size} cannot '
+                f'be split evenly across {self.world_size} ranks; change it '
+                'or the number of processes.')
         self.dataset = dataset
         self.batch_size = batch_size
         self.num_instances = num_instances
+        self.split_global_batch = split_global_batch
         self.num_pids_per_batch = batch_size // num_instances
+        if split_global_batch:
+            self.global_batch_size = batch_size
+            self.rank_batch_size = batch_size // self.world_size
+        else:
+            self.global_batch_size = batch_size * self.world_size
+            self.rank_batch_size = batch_size
         self.seed = sync_random_seed() if seed is None else int(seed)
         self.epoch = 0
 
@@ -75,12 +103,13 @@ class IdentityBalancedSampler(Sampler):
             index_of.setdefault(int(pid), []).append(idx)
         self.pids = sorted(index_of)
         self.indices = [np.asarray(index_of[p]) for p in self.pids]
-        self.num_pids_per_step = self.num_pids_per_batch * self.world_size
+        self.num_pids_per_step = self.global_batch_size // num_instances
         if len(self.pids) < self.num_pids_per_step:
             raise ValueError(
                 f'IdentityBalancedSampler: {len(self.pids)} identities cannot '
-                f'fill a step of {self.num_pids_per_batch} identities x '
-                f'{self.world_size} ranks; lower batch_size or raise '
+                f'fill a step of {self.num_pids_per_step} identities '
+                f'(a global batch of {self.global_batch_size} on '
+                f'{self.world_size} ranks); lower batch_size or raise '
                 'num_instances.')
         self.groups = np.array([
             max(len(idx), num_instances) // num_instances
@@ -106,8 +135,8 @@ class IdentityBalancedSampler(Sampler):
         return picked.reshape(-1, size)
 
     def _schedule(self) -> Tuple[np.ndarray, np.random.Generator]:
-        """Identities of every step, ``[num_steps, P * world]``, and the
-        generator that then draws the groups."""
+        """Identities of every step, ``[num_steps, identities per step]``,
+        and the generator that then draws the groups."""
         rng = np.random.default_rng([self.seed, self.epoch])
         left = np.minimum(self.groups, self.num_steps)
         per_step = self.num_pids_per_step
@@ -133,17 +162,18 @@ class IdentityBalancedSampler(Sampler):
         steps, rng = self._schedule()
         groups = [self._groups_of(k, rng) for k in range(len(self.pids))]
         used = np.zeros(len(self.pids), dtype=np.int64)
-        p = self.num_pids_per_batch
+        first = self.rank * self.rank_batch_size
         out = []
         for step in steps:
-            for j, k in enumerate(step):
-                if self.rank * p <= j < (self.rank + 1) * p:
-                    out.extend(groups[k][used[k]].tolist())
+            batch = []
+            for k in step:
+                batch.extend(groups[k][used[k]].tolist())
                 used[k] += 1
+            out.extend(batch[first:first + self.rank_batch_size])
         return iter(out)
 
     def __len__(self) -> int:
-        return self.num_steps * self.batch_size
+        return self.num_steps * self.rank_batch_size
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch; the schedule is a function of seed and epoch.

@@ -42,7 +42,9 @@ class CLIPMemoryHook(Hook):
     Clips of several tracklets are batched together (``clips_per_batch``),
     the tracklets are sharded over the ranks and the features all-gathered,
     so every rank gets the same memory; on GPU the encoder runs under
-    autocast (float16, as the authors). Rank 0 shows a progress bar.
+    autocast (float16, as the authors). Rank 0 shows a progress bar. The
+    build time goes to the text log and, as the scalar
+    ``train/clip_memory_build_time_s``, to the visualisation backends.
 
     The memory is cached in the work dir with a key made of the training
     tracklets, the pipeline and a hash of the encoder weights, and reused
@@ -140,6 +142,9 @@ class CLIPMemoryHook(Hook):
                 f'CLIP-Memory: embedded {len(dataset)} training tracklets of '
                 f'{head.num_classes} identities in {elapsed:.1f} s.')
             runner.message_hub.update_info('clip_memory_build_time', elapsed)
+            # The visualisation backends too, next to the epoch times.
+            runner.visualizer.add_scalars(
+                {'train/clip_memory_build_time_s': elapsed}, step=runner.iter)
             if cache_path is not None and is_main_process():
                 torch.save(dict(memory=memory.cpu(), key=key), cache_path)
         head.set_memory(memory.to(head.clip_memory.device))

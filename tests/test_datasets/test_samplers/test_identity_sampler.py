@@ -139,3 +139,62 @@ def test_dataset_get_pids_is_used(tiny_mars_session):
         sorted(Counter(dataset.get_data_info(i)['pid']
                        for i in b).values()) == [4, 4] for b in batches
     ])
+
+
+def test_split_global_batch_is_the_single_process_batch(monkeypatch):
+    dataset = PidDataset(COUNTS * 3)
+    single = _ranked(
+        monkeypatch, 0, 1, dataset, batch_size=16, num_instances=4, seed=3)
+    # One process: splitting changes nothing.
+    split_one = _ranked(
+        monkeypatch,
+        0,
+        1,
+        dataset,
+        batch_size=16,
+        num_instances=4,
+        seed=3,
+        split_global_batch=True)
+    assert list(split_one) == list(single)
+    ranks = [
+        _ranked(
+            monkeypatch,
+            rank,
+            4,
+            dataset,
+            batch_size=16,
+            num_instances=4,
+            seed=3,
+            split_global_batch=True) for rank in range(4)
+    ]
+    assert ranks[0].rank_batch_size == 4
+    assert ranks[0].global_batch_size == 16
+    for epoch in (0, 5):
+        for s in [single] + ranks:
+            s.set_epoch(epoch)
+        expected = _batches(single, 16)
+        per_rank = [_batches(s, 4) for s in ranks]
+        assert all(len(b) == len(expected) for b in per_rank)
+        # Each step's global batch is the single process's, rank slices in
+        # rank order.
+        for step, batch in enumerate(expected):
+            assert sum((b[step] for b in per_rank), []) == batch
+    assert list(single) != list(
+        _ranked(monkeypatch, 0, 1, dataset, batch_size=16, seed=4))
+
+
+def test_split_global_batch_errors(monkeypatch):
+    dataset = PidDataset(COUNTS * 3)
+    with pytest.raises(ValueError, match='sampler.batch_size = 16 cannot'):
+        _ranked(
+            monkeypatch, 0, 3, dataset, batch_size=16, split_global_batch=True)
+    # The default mode needs world_size * P identities per step.
+    with pytest.raises(ValueError, match='global batch of 128'):
+        _ranked(monkeypatch, 0, 8, PidDataset([4] * 20), batch_size=16)
+    _ranked(
+        monkeypatch,
+        0,
+        8,
+        PidDataset([4] * 20),
+        batch_size=16,
+        split_global_batch=True)

@@ -74,8 +74,19 @@ def data(tmp_path_factory):
     return dataset_cfg(root, str(tmp_path_factory.mktemp('index_cache')))
 
 
+class ScalarRecorder:
+    """What the hook sends to the visualisation backends."""
+
+    def __init__(self):
+        self.scalars = {}
+
+    def add_scalars(self, scalars, step=0):
+        self.scalars.update(scalars)
+
+
 def fake_runner(model, dataset, work_dir, iteration=0):
     return SimpleNamespace(
+        visualizer=ScalarRecorder(),
         model=model,
         work_dir=str(work_dir),
         iter=iteration,
@@ -119,6 +130,9 @@ def test_memory_is_the_per_identity_mean(data, tmp_path):
     assert expected.shape == (IDS, 32)
     torch.testing.assert_close(model.head.clip_memory, expected)
     assert osp.isfile(tmp_path / 'clip_memory.pth')
+    assert runner.visualizer.scalars[
+        'train/clip_memory_build_time_s'] == runner.message_hub.get_info(
+            'clip_memory_build_time') > 0
 
 
 def test_cache_resume_and_errors(data, tmp_path, monkeypatch):
