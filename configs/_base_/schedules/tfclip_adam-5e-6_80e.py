@@ -40,8 +40,9 @@ param_scheduler = [
 # MARS and LS-VID have no validation split: evaluating during training
 # would select on the test set, so by default the run is evaluated once, at
 # the end, and the final checkpoint is the one reported. The authors picked
-# their best epoch on the test set every 2 epochs; configs named
-# `*_select-on-test` reproduce that.
+# their best epoch on the test set every 2 epochs; the config
+# tfclip/tfclip_vit-b16-clip-openai-pre_1xb16-t8-80e-select-on-test_mars.py
+# reproduces that.
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=80, val_interval=80)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

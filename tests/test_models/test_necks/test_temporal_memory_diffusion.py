@@ -151,3 +151,86 @@ def test_attention_equals_torch_multihead_attention():
         no_bias(q, kv)[1], reference_attention(q[1], kv[1], no_bias))
     with pytest.raises(ValueError, match='must divide'):
         MultiheadAttention(10, 4)
+
+
+# Parameter names of one default layer: checkpoints, the converter of the
+# authors' weights and tools/analysis_tools/verify_against_official.py rely
+# on them.
+DEFAULT_LAYER_KEYS = [
+    'message_fc.weight', 'message_fc.bias', 'message_norm.weight',
+    'message_norm.bias', 'message_attn.in_proj_weight',
+    'message_attn.in_proj_bias', 'message_attn.out_proj.weight',
+    'message_attn.out_proj.bias', 'norm1.weight', 'norm1.bias',
+    'attn.in_proj_weight', 'attn.in_proj_bias', 'attn.out_proj.weight',
+    'attn.out_proj.bias', 'norm2.weight', 'norm2.bias', 'mlp.fc1.weight',
+    'mlp.fc1.bias', 'mlp.fc2.weight', 'mlp.fc2.bias'
+]
+
+
+def _tmd(**kwargs):
+    torch.manual_seed(0)
+    return TemporalMemoryDiffusion(
+        embed_dims=16, num_heads=2, num_frames=3, **kwargs)
+
+
+def test_tmd_switches_default_on_and_leave_the_default_unchanged():
+    default, explicit = _tmd(), _tmd(with_tmc=True, with_md=True)
+    assert list(default.layers[0].state_dict()) == DEFAULT_LAYER_KEYS
+    for key, value in default.state_dict().items():
+        assert torch.equal(value, explicit.state_dict()[key]), key
+    x = torch.randn(2, 3, 4, 16)
+    for a, b in zip(default(x), explicit(x)):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize('num_layers', [1, 2])
+def test_tmd_without_md(num_layers):
+    """Message tokens made and exchanged (TMC) but not diffused: a frame's
+    feature is its tokens' mean plus its message tokens' mean."""
+    full = _tmd(num_layers=num_layers)
+    neck = _tmd(num_layers=num_layers, with_md=False)
+    _perturb_norms(full)
+    missing, unexpected = neck.load_state_dict(full.state_dict(), strict=False)
+    assert not missing
+    assert {k.split('.', 2)[2].split('.')[0]
+            for k in unexpected} == {'norm1', 'attn', 'norm2', 'mlp'}
+    x = torch.randn(2, 3, 4, 16)
+    tokens = x
+    for layer in neck.layers:
+        msg = layer.message_fc(tokens.mean(2))
+        msg = msg + torch.stack([
+            reference_attention(
+                layer.message_norm(m), layer.message_norm(m),
+                layer.message_attn) for m in msg
+        ])
+        tokens = torch.cat([tokens, msg.unsqueeze(2)], dim=2)
+    expected = x.mean(2) + tokens[:, :, 4:].mean(2)
+    frame_feats, seq_feats = neck(x)
+    torch.testing.assert_close(frame_feats, expected)
+    torch.testing.assert_close(seq_feats, expected.mean(1))
+    assert not torch.allclose(frame_feats, full(x)[0])
+
+
+def test_tmd_without_tmc():
+    """Message tokens made and diffused (MD) without attending to each
+    other: the default with TMC's attention branch zeroed."""
+    full = _tmd()
+    neck = _tmd(with_tmc=False)
+    _perturb_norms(full)
+    missing, unexpected = neck.load_state_dict(full.state_dict(), strict=False)
+    assert not missing
+    assert {k.split('.', 2)[2].split('.')[0]
+            for k in unexpected} == {'message_norm', 'message_attn'}
+    x = torch.randn(2, 3, 4, 16)
+    frame_feats, seq_feats = neck(x)
+    assert not torch.allclose(frame_feats, full(x)[0])
+    out_proj = full.layers[0].message_attn.out_proj
+    nn.init.zeros_(out_proj.weight)
+    nn.init.zeros_(out_proj.bias)
+    torch.testing.assert_close(frame_feats, full(x)[0])
+    torch.testing.assert_close(seq_feats, full(x)[1])
+
+
+def test_tmd_refuses_both_parts_off():
+    with pytest.raises(ValueError, match='TemporalAvgPool'):
+        _tmd(with_tmc=False, with_md=False)
