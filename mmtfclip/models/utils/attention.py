@@ -42,6 +42,36 @@ class MultiheadAttention(nn.Module):
         self.out_proj = nn.Linear(embed_dims, embed_dims)
         self._reset_parameters()
 
+    @classmethod
+    def from_torch(cls, attn: nn.MultiheadAttention) -> 'MultiheadAttention':
+        """The batch-first equivalent of a torch attention layer.
+
+        The new layer takes over the parameters of ``attn`` (the same
+        tensors, not copies) and draws no random numbers, so a model that
+        swaps its layers keeps its initialisation and its random stream.
+
+        Args:
+            attn (nn.MultiheadAttention): A self- or cross-attention layer
+                with packed input projections and no ``bias_k`` / ``bias_v``
+                or zero attention.
+
+        Returns:
+            MultiheadAttention: The layer, on ``attn``'s device.
+        """
+        if (not attn._qkv_same_embed_dim or attn.bias_k is not None
+                or attn.add_zero_attn or attn.dropout):
+            raise ValueError(
+                'Only nn.MultiheadAttention layers with packed projections, '
+                'no bias_k/bias_v, no zero attention and no dropout convert; '
+                f'got {attn}.')
+        with torch.device('meta'):
+            new = cls(attn.embed_dim, attn.num_heads,
+                      attn.in_proj_bias is not None)
+        new.in_proj_weight = attn.in_proj_weight
+        new.in_proj_bias = attn.in_proj_bias
+        new.out_proj = attn.out_proj
+        return new
+
     def _reset_parameters(self) -> None:
         # The initialisation of nn.MultiheadAttention.
         nn.init.xavier_uniform_(self.in_proj_weight)
