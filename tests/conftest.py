@@ -4,7 +4,9 @@
 Everything a test needs is generated here or in the test (tiny CLIP files,
 dataset layouts); no binary fixture is committed.
 """
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -13,11 +15,12 @@ import torch
 # Two cores on CI: more intra-op threads only add contention.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
-
 # Datasets cache their parsed index; keep the suite's caches (also those of
 # subprocesses, which inherit the environment) out of the user's ~/.cache.
-os.environ.setdefault('MMTFCLIP_CACHE_DIR',
-                      tempfile.mkdtemp(prefix='mmtfclip-test-cache-'))
+if 'MMTFCLIP_CACHE_DIR' not in os.environ:
+    os.environ['MMTFCLIP_CACHE_DIR'] = tempfile.mkdtemp(
+        prefix='mmtfclip-test-cache-')
+    atexit.register(shutil.rmtree, os.environ['MMTFCLIP_CACHE_DIR'], True)
 
 
 @pytest.fixture(scope='session', autouse=True)

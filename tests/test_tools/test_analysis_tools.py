@@ -5,41 +5,28 @@ import glob
 import os
 import os.path as osp
 import re
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 from mmengine.config import Config
 
-from mmtfclip.datasets.synthetic import make_synthetic_mars
 from mmtfclip.registry import MODELS
+from mmtfclip.testing import (TINY_DEMO_OPTIONS, run_python,
+                              write_tiny_synthetic_mars)
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 TOOLS = osp.join(ROOT, 'tools', 'analysis_tools')
 DEMO = osp.join(ROOT, 'configs', 'tfclip_demo.py')
-MODEL_OPTIONS = ['model.head.num_classes=8', 'model.backbone.num_cams=2']
+MODEL_OPTIONS = TINY_DEMO_OPTIONS
 
 
 def run(*args):
-    out = subprocess.run([sys.executable, *args],
-                         capture_output=True,
-                         text=True,
-                         timeout=300,
-                         cwd=ROOT)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out.stdout + out.stderr
+    return run_python(args, cwd=ROOT)
 
 
 def run_failing(*args):
-    out = subprocess.run([sys.executable, *args],
-                         capture_output=True,
-                         text=True,
-                         timeout=300,
-                         cwd=ROOT)
-    assert out.returncode != 0
-    return out.stderr
+    return run_python(args, cwd=ROOT, expect_success=False)
 
 
 @pytest.fixture(scope='module')
@@ -48,15 +35,7 @@ def trained(tmp_path_factory):
     comment in default_runtime.py says; returns the paths it made."""
     tmp = tmp_path_factory.mktemp('analysis')
     data_root = str(tmp / 'data')
-    make_synthetic_mars(
-        data_root,
-        num_ids=12,
-        num_test_ids=4,
-        num_cams=2,
-        tracklets_per_id=1,
-        min_frames=4,
-        max_frames=6,
-        img_size=(64, 32))
+    write_tiny_synthetic_mars(data_root)
     config = tmp / 'demo_tensorboard.py'
     config.write_text(
         f'_base_ = [{DEMO!r}]\n'

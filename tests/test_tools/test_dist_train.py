@@ -11,7 +11,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmtfclip.datasets.synthetic import make_synthetic_mars
+from mmtfclip.testing import write_tiny_synthetic_mars
 from mmtfclip.utils import replace_key
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
@@ -63,15 +63,7 @@ def _free_port():
 def data_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('data'))
     # 8 training identities with 4 tracklets each (2 cameras x 2).
-    make_synthetic_mars(
-        root,
-        num_ids=12,
-        num_test_ids=4,
-        num_cams=2,
-        tracklets_per_id=2,
-        min_frames=4,
-        max_frames=6,
-        img_size=(64, 32))
+    write_tiny_synthetic_mars(root, tracklets_per_id=2)
     return root
 
 

@@ -12,7 +12,7 @@ import time
 
 from mmengine.config import Config
 
-from mmtfclip.datasets.synthetic import make_synthetic_mars
+from mmtfclip.testing import write_tiny_synthetic_mars
 from mmtfclip.utils import replace_key
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
@@ -21,15 +21,7 @@ EPOCHS, STEPS = 4, 8  # 8 training identities x 4 tracklets, 2 x 2 a batch
 
 def _write_config(tmp_path):
     data_root = str(tmp_path / 'data')
-    make_synthetic_mars(
-        data_root,
-        num_ids=12,
-        num_test_ids=4,
-        num_cams=2,
-        tracklets_per_id=2,
-        min_frames=4,
-        max_frames=6,
-        img_size=(64, 32))
+    write_tiny_synthetic_mars(data_root, tracklets_per_id=2)
     cfg = Config.fromfile(osp.join(ROOT, 'configs', 'tfclip_demo.py'))
     replace_key(cfg._cfg_dict, 'data_root', data_root)
     cfg.merge_from_dict({

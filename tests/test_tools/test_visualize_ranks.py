@@ -3,8 +3,6 @@
 tools/analysis_tools/visualize_ranks.py on the dump."""
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -12,22 +10,17 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmtfclip.datasets.synthetic import make_synthetic_mars
 from mmtfclip.registry import MODELS
+from mmtfclip.testing import (TINY_DEMO_OPTIONS, run_python,
+                              write_tiny_synthetic_mars)
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 CONFIG = osp.join(ROOT, 'configs', 'tfclip_demo.py')
-MODEL_OPTIONS = ['model.head.num_classes=8', 'model.backbone.num_cams=2']
+MODEL_OPTIONS = TINY_DEMO_OPTIONS
 
 
 def run(*args):
-    out = subprocess.run([sys.executable, *args],
-                         capture_output=True,
-                         text=True,
-                         timeout=300,
-                         cwd=ROOT)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out.stdout + out.stderr
+    return run_python(args, cwd=ROOT)
 
 
 @pytest.fixture(scope='module')
@@ -35,15 +28,7 @@ def tested(tmp_path_factory):
     """A test run with --show-dir; returns the show dir and the dump."""
     tmp = tmp_path_factory.mktemp('show')
     data_root = str(tmp / 'data')
-    make_synthetic_mars(
-        data_root,
-        num_ids=12,
-        num_test_ids=4,
-        num_cams=2,
-        tracklets_per_id=1,
-        min_frames=4,
-        max_frames=6,
-        img_size=(64, 32))
+    write_tiny_synthetic_mars(data_root)
     cfg = Config.fromfile(CONFIG)
     cfg.model.head.num_classes = 8
     cfg.model.backbone.num_cams = 2
