@@ -66,9 +66,11 @@ _test_datasets = [
         split=split,
         pipeline=test_pipeline) for split in ('query', 'gallery')
 ]
+# Dense clips, several tracklets per batch (see the dataset config).
 val_dataloader = dict(
-    batch_size=1,
+    batch_size=8,
     num_workers=1,
+    collate_fn=dict(type='pseudo_collate'),
     dataset=dict(datasets=_test_datasets))
 test_dataloader = val_dataloader
 

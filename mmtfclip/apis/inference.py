@@ -285,8 +285,9 @@ def extract_tracklet_features(model: nn.Module,
             or a uint8 RGB array ``[T, H, W, 3]``.
         camids (Sequence[int], optional): 0-based camera of each tracklet;
             required when the model uses SIE. Defaults to None.
-        batch_size (int): Tracklets per forward when their inputs have the
-            same shape. Defaults to 8.
+        batch_size (int): Tracklets per forward when their clips have the
+            same shape (dense tracklets of different clip counts go
+            together). Defaults to 8.
 
     Returns:
         Tensor: ``[N, D]`` float32 embeddings on the CPU, in input order.
@@ -345,10 +346,13 @@ def extract_tracklet_features(model: nn.Module,
     start = 0
     with torch.no_grad():
         while start < len(packed):
-            shape = packed[start]['inputs'].shape
+            first = packed[start]['inputs']
             stop = start + 1
+            # Clips [T, 3, H, W] of the same shape batch together, whatever
+            # the number of dense clips [N, T, 3, H, W] of each tracklet.
             while (stop < len(packed) and stop - start < batch_size
-                   and packed[stop]['inputs'].shape == shape):
+                   and packed[stop]['inputs'].dim() == first.dim()
+                   and packed[stop]['inputs'].shape[-4:] == first.shape[-4:]):
                 stop += 1
             samples = model.test_step(pseudo_collate(packed[start:stop]))
             features.extend(s.pred_feature.float().cpu() for s in samples)

@@ -228,7 +228,12 @@ def set_dataloader_defaults(cfg: Config,
         loader = cfg.get(field)
         if loader is None:
             continue
-        merged = ConfigDict(collate_fn=dict(type='default_collate'))
+        # Training clips all have one shape and are stacked in the workers;
+        # dense test tracklets have different numbers of clips, which only
+        # the data preprocessor can batch.
+        collate = ('default_collate'
+                   if field == 'train_dataloader' else 'pseudo_collate')
+        merged = ConfigDict(collate_fn=dict(type=collate))
         merged.update(deepcopy(loader))
         # A config's own value stands unless the command line turns the
         # option off (`--no-pin-memory`, `--no-persistent-workers`).

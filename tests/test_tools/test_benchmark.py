@@ -6,6 +6,8 @@ import os.path as osp
 import pytest
 import torch
 
+from mmtfclip.testing import TINY_DEMO_OPTIONS, write_tiny_synthetic_mars
+
 _ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 _TOOL = osp.join(_ROOT, 'tools', 'analysis_tools', 'benchmark.py')
 _DEMO = osp.join(_ROOT, 'configs', 'tfclip_demo.py')
@@ -39,8 +41,8 @@ def _check_common(result, task, batch=8):
     ms = result['ms_per_step']
     assert 0 < ms['median'] <= ms['p90'] and ms['mean'] > 0
     # 2 steps of 8 sequences of T = 4 frames.
-    assert result['frames_per_s'] == pytest.approx(
-        4 * result['sequences_per_s'])
+    assert result['frames_per_s'] == pytest.approx(4 *
+                                                   result['sequences_per_s'])
     assert result['sequences_per_s'] == pytest.approx(16 / result['wall_s'])
     assert result['peak_memory']['bytes'] > 0
     assert result['flops_per_step'] > 0
@@ -118,8 +120,7 @@ def test_fused_adam_with_the_schedule_matches_plain_adam():
         assert wrapper.optimizer.defaults['fused'] is fused
         # The param-wise rules still split the parameters into groups.
         assert {g['lr'] for g in wrapper.param_groups} >= {1e-3, 2e-3, 1e-2}
-        data = tool.synthetic_batch(8, (4, 64, 32), 48, 3,
-                                    torch.device('cpu'))
+        data = tool.synthetic_batch(8, (4, 64, 32), 48, 3, torch.device('cpu'))
         # One step: the gradients are then bitwise the same. Later steps
         # drift apart on parameters whose exact gradient is zero (the
         # attention key biases, biases before a normalisation), where Adam
@@ -128,5 +129,27 @@ def test_fused_adam_with_the_schedule_matches_plain_adam():
         params.append(dict(model.named_parameters()))
     for name, value in params[0].items():
         torch.testing.assert_close(
-            params[1][name], value, atol=1e-6, rtol=1e-5,
+            params[1][name],
+            value,
+            atol=1e-6,
+            rtol=1e-5,
             msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_benchmark_real_test_batches(tmp_path):
+    """--data real times the config's test loader: batches of tracklets
+    with different numbers of dense clips."""
+    data_root = write_tiny_synthetic_mars(str(tmp_path / 'data'))
+    out = str(tmp_path / 'result.json')
+    result = _load_tool().main([
+        _DEMO, '--task', 'test', '--data', 'real', '--iters', '2', '--warmup',
+        '1', '--device', 'cpu', '--out', out, '--cfg-options',
+        *TINY_DEMO_OPTIONS, 'test_dataloader.num_workers=0',
+        f'test_dataloader.dataset.datasets.0.data_root={data_root}',
+        f'test_dataloader.dataset.datasets.1.data_root={data_root}'
+    ])
+    assert result['task'] == 'test' and result['data'] == 'real'
+    # The demo's test batch: 8 tracklets.
+    assert result['batch'] == 8
+    assert result['sequences_per_s'] > 0 and result['frames_per_s'] > 0
+    assert result['flops_per_step'] > 0

@@ -33,6 +33,9 @@ def test_dataloader_defaults_fill_in_what_can_work():
     set_dataloader_defaults(cfg)
     assert cfg.train_dataloader.persistent_workers is False
     assert cfg.val_dataloader.persistent_workers is True
+    # Dense test tracklets differ in their number of clips: the data
+    # preprocessor batches them, not the collate function.
+    assert cfg.val_dataloader.collate_fn == dict(type='pseudo_collate')
 
 
 def test_command_line_flags_override_the_config():

@@ -16,8 +16,14 @@ Tasks:
   ``optim_wrapper`` (``model.train_step``). The CLIP-Memory is filled with
   random unit vectors, since the head refuses an empty one.
 * ``test``: the test embedding of ``[B, T, 3, H, W]`` clips
-  (``mode='tensor'``). With ``--amp`` the cosine between the bf16 and the
-  fp32 embeddings of the first batch is reported too.
+  (``mode='tensor'``). With ``--data real``, batches of ``--batch``
+  tracklets (default: the config's ``test_dataloader.batch_size``) from the
+  config's test loader, dense clips included: the data preprocessor
+  concatenates their clips, the model encodes them in chunks of
+  ``model.max_test_clips`` and averages each tracklet's; sequences/s then
+  counts tracklets and FLOPs are counted on the first batch and scaled by
+  the frames of the timed steps. With ``--amp`` the cosine between the bf16
+  and the fp32 embeddings of the first batch is reported too.
 * ``memory``: the CLIP-Memory hook's encoder path
   (``TFCLIP.extract_clip_feat`` on ``B`` clips). With ``--data real`` the
   whole build of the config's ``CLIPMemoryHook`` on its training set, from
@@ -64,12 +70,14 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from mmpretrain.structures import DataSample
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from mmtfclip.registry import DATASETS, HOOKS, MODELS
 from mmtfclip.utils.launch import enable_amp
 
 TASKS = ('train', 'test', 'memory')
+DEFAULT_BATCH = 16
 # Identities per batch come in groups of K tracklets, as the identity
 # sampler gives them, so the triplet losses find positives.
 TRACKLETS_PER_ID = 4
@@ -84,8 +92,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--batch',
         type=int,
-        default=16,
-        help='sequences (clips) per step (default: 16)')
+        help='sequences (clips) per step; tracklets per step for --task '
+        "test --data real (default: 16; there, the config's "
+        'test_dataloader.batch_size)')
     parser.add_argument(
         '--iters', type=int, default=20, help='timed steps (default: 20)')
     parser.add_argument(
@@ -124,7 +133,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action=DictAction,
         help='override settings of the config')
     args = parser.parse_args(argv)
-    if args.batch < 1 or args.iters < 1 or args.warmup < 0:
+    if (args.batch is not None
+            and args.batch < 1) or args.iters < 1 or args.warmup < 0:
         parser.error('--batch and --iters must be >= 1, --warmup >= 0.')
     return args
 
@@ -251,18 +261,20 @@ def count_flops(step: Callable[[], object]) -> int:
     return int(fc.get_total_flops())
 
 
-def time_steps(step: Callable[[], int], warmup: int, iters: int,
-               device: torch.device) -> Tuple[List[float], float, int]:
-    """Run ``step`` (returning the frames it processed) warm-up + timed.
+def time_steps(step: Callable[[], Tuple[int, int]], warmup: int, iters: int,
+               device: torch.device) -> Tuple[List[float], float, int, int]:
+    """Run ``step`` (returning the sequences and the frames it processed)
+    warm-up + timed.
 
     Returns:
         tuple: Milliseconds of each timed step, the wall-clock seconds of
-        all of them, and the frames the timed steps processed.
+        all of them, and the sequences and the frames the timed steps
+        processed.
     """
     for _ in range(warmup):
         step()
     sync(device)
-    frames = 0
+    sequences = frames = 0
     if device.type == 'cuda':
         events = [(torch.cuda.Event(enable_timing=True),
                    torch.cuda.Event(enable_timing=True))
@@ -270,18 +282,23 @@ def time_steps(step: Callable[[], int], warmup: int, iters: int,
         start = time.perf_counter()
         for begin, end in events:
             begin.record()
-            frames += step()
+            done = step()
             end.record()
+            sequences += done[0]
+            frames += done[1]
         sync(device)
         wall = time.perf_counter() - start
-        return [b.elapsed_time(e) for b, e in events], wall, frames
+        return ([b.elapsed_time(e) for b, e in events], wall, sequences,
+                frames)
     times = []
     start = time.perf_counter()
     for _ in range(iters):
         tic = time.perf_counter()
-        frames += step()
+        done = step()
         times.append((time.perf_counter() - tic) * 1e3)
-    return times, time.perf_counter() - start, frames
+        sequences += done[0]
+        frames += done[1]
+    return times, time.perf_counter() - start, sequences, frames
 
 
 def frames_in(inputs) -> int:
@@ -291,25 +308,31 @@ def frames_in(inputs) -> int:
     return sum(frames_in(x) for x in inputs)
 
 
-def loader_steps(cfg: Config, key: str, batch: int,
-                 run: Callable[[Dict], None]) -> Callable[[], int]:
-    """A step that takes the next batch of a config's data loader."""
+def build_loader(cfg: Config, key: str, batch: int) -> DataLoader:
+    """A config's data loader with ``batch`` samples per batch."""
     loader_cfg = cfg[key].copy()
     loader_cfg['batch_size'] = batch
     sampler = loader_cfg.get('sampler') or {}
     if 'batch_size' in sampler:
         loader_cfg['sampler'] = dict(sampler, batch_size=batch)
-    loader = Runner.build_dataloader(loader_cfg, seed=0)
+    return Runner.build_dataloader(loader_cfg, seed=0)
+
+
+def loader_steps(
+        loader: DataLoader,
+        run: Callable[[Dict], None]) -> Callable[[], Tuple[int, int]]:
+    """A step that takes the next batch of a data loader."""
     state = dict(it=iter(loader))
 
-    def step() -> int:
+    def step() -> Tuple[int, int]:
         try:
             data = next(state['it'])
         except StopIteration:
             state['it'] = iter(loader)
             data = next(state['it'])
         run(data)
-        return frames_in(data['inputs'])
+        # The last batch of a test set may be smaller.
+        return len(data['inputs']), frames_in(data['inputs'])
 
     return step
 
@@ -318,10 +341,12 @@ def cosine_to_fp32(model: torch.nn.Module, data: Dict,
                    device: torch.device) -> float:
     """The smallest cosine between bf16-autocast and fp32 embeddings."""
     with torch.no_grad():
-        inputs = model.data_preprocessor(data, False)['inputs']
-        fp32 = model(inputs, data['data_samples'], mode='tensor')
+        # The preprocessor's samples: with dense clips of different counts
+        # they carry each tracklet's num_clips.
+        batch = model.data_preprocessor(data, False)
+        fp32 = model(**batch, mode='tensor')
         with torch.autocast(device.type, dtype=torch.bfloat16):
-            bf16 = model(inputs, data['data_samples'], mode='tensor')
+            bf16 = model(**batch, mode='tensor')
     return float(F.cosine_similarity(fp32, bf16.float(), dim=1).min())
 
 
@@ -354,12 +379,22 @@ def build_memory_once(cfg: Config, model: torch.nn.Module) -> Dict:
         if hook.autocast else 'none')
 
 
-def task_steps(args: argparse.Namespace, cfg: Config, model: torch.nn.Module,
-               data: Dict, device: torch.device, result: Dict) -> Tuple:
+def task_steps(args: argparse.Namespace,
+               cfg: Config,
+               model: torch.nn.Module,
+               data: Dict,
+               device: torch.device,
+               result: Dict,
+               loader: Optional[DataLoader] = None) -> Tuple:
     """The timed step of the task, and the forward pass to count FLOPs of.
 
+    ``loader`` is the config's data loader of the task when it is already
+    built (``data`` is then its first batch); with ``--data real`` it is
+    built here otherwise.
+
     Returns:
-        tuple: A function making the step (a callable returning the frames
+        tuple: A function making the step (a callable returning the
+        sequences and the frames
         it processed), the FLOP-counting function and the factor from its
         FLOPs to a step's.
     """
@@ -411,22 +446,24 @@ def task_steps(args: argparse.Namespace, cfg: Config, model: torch.nn.Module,
         if args.data == 'real':
             result['end_to_end'] = build_memory_once(cfg, model)
 
-    def make_step() -> Callable[[], int]:
+    def make_step() -> Callable[[], Tuple[int, int]]:
         if args.data == 'real' and loader_key is not None:
-            return loader_steps(cfg, loader_key, args.batch, run_batch)
+            return loader_steps(
+                loader or build_loader(cfg, loader_key, args.batch),
+                run_batch)
         frames = frames_in(data['inputs'])
 
-        def step() -> int:
+        def step() -> Tuple[int, int]:
             run_batch(data)
-            return frames
+            return args.batch, frames
 
         return step
 
     return make_step, forward, factor
 
 
-def summarise(times: List[float], wall: float, frames: int, batch: int,
-              iters: int) -> Dict:
+def summarise(times: List[float], wall: float, sequences: int,
+              frames: int) -> Dict:
     ordered = sorted(times)
     p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
     return dict(
@@ -435,7 +472,7 @@ def summarise(times: List[float], wall: float, frames: int, batch: int,
             median=statistics.median(times),
             p90=p90),
         wall_s=wall,
-        sequences_per_s=batch * iters / wall,
+        sequences_per_s=sequences / wall,
         frames_per_s=frames / wall)
 
 
@@ -456,10 +493,10 @@ def run(args: argparse.Namespace) -> Dict:
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise RuntimeError('--device cuda, but CUDA is not available.')
     cfg = load_config(args)
-    if args.task == 'test' and args.data == 'real':
-        # Dense test clips differ in number per tracklet: the config's
-        # batch (1 in the recipes) is the one that can be stacked.
-        args.batch = cfg.test_dataloader.batch_size
+    real_test = args.task == 'test' and args.data == 'real'
+    if args.batch is None:
+        args.batch = (
+            cfg.test_dataloader.batch_size if real_test else DEFAULT_BATCH)
     peaks = dict(bfloat16=matmul_peak(device, torch.bfloat16))
     if not args.amp:
         peaks['float32'] = matmul_peak(device, torch.float32)
@@ -470,8 +507,15 @@ def run(args: argparse.Namespace) -> Dict:
     fill_memory(model)
     shape = clip_shape(cfg, model)
     num_ids = getattr(model.head, 'num_classes', 1)
-    data = synthetic_batch(args.batch, shape, num_ids,
-                           getattr(model, 'num_cams', 0), device)
+    loader = None
+    if real_test:
+        # Dense clips: the FLOPs and the cosine come from a real batch, the
+        # same mix of clip counts as the timed steps.
+        loader = build_loader(cfg, 'test_dataloader', args.batch)
+        data = next(iter(loader))
+    else:
+        data = synthetic_batch(args.batch, shape, num_ids,
+                               getattr(model, 'num_cams', 0), device)
     result = dict(
         task=args.task,
         config=args.config,
@@ -490,7 +534,7 @@ def run(args: argparse.Namespace) -> Dict:
         iters=args.iters,
         warmup=args.warmup)
     make_step, flops_fn, flops_factor = task_steps(args, cfg, model, data,
-                                                   device, result)
+                                                   device, result, loader)
     # Counted before compiling: the counter does not see into compiled
     # graphs.
     flops = count_flops(flops_fn) * flops_factor
@@ -498,18 +542,24 @@ def run(args: argparse.Namespace) -> Dict:
         result['compiled_blocks'] = compile_blocks(model)
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
-    times, wall, frames = time_steps(make_step(), args.warmup, args.iters,
-                                     device)
-    result.update(summarise(times, wall, frames, args.batch, args.iters))
+    times, wall, sequences, frames = time_steps(make_step(), args.warmup,
+                                                args.iters, device)
+    result.update(summarise(times, wall, sequences, frames))
     result['peak_memory'] = peak_memory(device)
     result['peak_memory']['gib'] = result['peak_memory']['bytes'] / 2**30
     seconds = statistics.fmean(times) / 1e3
+    if real_test:
+        # Test batches differ in frames: the FLOPs are per frame (the
+        # encoder works clip by clip) times the timed steps' mean frames.
+        flops = flops * frames / (frames_in(data['inputs']) * args.iters)
     result['flops_per_step'] = flops
     result['flops_method'] = (
         'torch.utils.flop_counter.FlopCounterMode on one forward pass '
         '(matmul, conv, attention via the math kernel; element-wise ops not'
         ' counted)' + (', x3 for forward + backward' if flops_factor == 3
-                       else ''))
+                       else '') +
+        (', on the first batch, scaled to the timed steps\' mean frames'
+         if real_test else ''))
     result['achieved_tflops'] = flops / seconds / 1e12
     result['matmul_peak'] = peaks
     result['mfu_vs_bf16_peak'] = (

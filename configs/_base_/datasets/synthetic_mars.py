@@ -79,10 +79,14 @@ val_dataloader = dict(
                 split='gallery',
                 pipeline=val_pipeline),
         ]))
-# Dense clips: a tracklet gives a variable number of clips, so one per batch.
+# Dense clips of 8 tracklets per batch: the data preprocessor concatenates
+# their clips (the number differs per tracklet), the model encodes at most
+# model.max_test_clips of them at once and averages each tracklet's own.
 test_dataloader = dict(
-    batch_size=1,
+    batch_size=8,
     num_workers=2,
+    # A list per batch: tracklets of different clip counts do not stack.
+    collate_fn=dict(type='pseudo_collate'),
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(
         type='ConcatDataset',

@@ -2,6 +2,11 @@
 # Dataset configs set model.backbone.num_cams (SIE) and model.head.num_classes.
 model = dict(
     type='TFCLIP',
+    # A test batch holds the dense clips of several tracklets, as many as
+    # their frames / T: the encoder takes them in chunks of at most this
+    # many clips so that GPU memory stays bounded. The embeddings do not
+    # depend on it.
+    max_test_clips=64,
     data_preprocessor=dict(
         type='TrackletDataPreprocessor',
         # ImageNet's mean / std (RGB, 0-255), as the authors' data loader.

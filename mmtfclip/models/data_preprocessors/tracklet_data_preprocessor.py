@@ -29,6 +29,12 @@ class TrackletDataPreprocessor(BaseDataPreprocessor):
     ``[B, T, 3, H, W]`` (``[B, N, T, 3, H, W]``), converted to float and
     normalised per channel.
 
+    A batch of dense clips with different numbers of clips per tracklet
+    (a test batch of several tracklets) cannot be stacked: their clips are
+    concatenated into ``[sum N, T, 3, H, W]`` and each data sample gets the
+    metainfo ``num_clips`` (its N), which the recognizer uses to average
+    each tracklet's own clips.
+
     Args:
         mean (Sequence[float]): Per-channel mean, RGB, in the 0-255 range.
             Defaults to ImageNet's.
@@ -64,34 +70,48 @@ class TrackletDataPreprocessor(BaseDataPreprocessor):
             persistent=False)
 
     @staticmethod
-    def _stack(
-            inputs: Union[torch.Tensor,
-                          Sequence[torch.Tensor]]) -> torch.Tensor:
+    def _stack(inputs: Union[torch.Tensor, Sequence[torch.Tensor]],
+               data_samples: Optional[list]) -> torch.Tensor:
         if isinstance(inputs, torch.Tensor):
             return inputs
         shapes = [tuple(x.shape) for x in inputs]
-        if len(set(shapes)) > 1:
+        if len(set(shapes)) == 1:
+            return torch.stack(list(inputs))
+        # Dense test clips: tracklets give different numbers of clips N.
+        # Their clips are concatenated and each sample records its N.
+        clip_shapes = {shape[1:] for shape in shapes}
+        if len(clip_shapes) > 1 or any(len(s) != 5 for s in shapes):
             raise ValueError(
                 'The samples of a batch have different shapes and cannot be '
-                f'stacked: {shapes}. With dense sampling tracklets give '
-                'different numbers of clips: use batch_size=1 there.')
-        return torch.stack(list(inputs))
+                f'stacked: {shapes}. Only dense clips [N, T, 3, H, W] may '
+                'differ, in N.')
+        if data_samples is None or len(data_samples) != len(shapes):
+            raise ValueError(
+                f'A batch of dense clips with different clip counts '
+                f'{[s[0] for s in shapes]} needs one data sample per '
+                'tracklet to record its num_clips.')
+        for sample, shape in zip(data_samples, shapes):
+            sample.set_metainfo(dict(num_clips=shape[0]))
+        return torch.cat(list(inputs))
 
     def forward(self, data: dict, training: bool = False) -> dict:
         """Preprocess one batch.
 
         Args:
             data (dict): ``inputs`` (a list of uint8 tensors, or a stacked
-                tensor) and optionally ``data_samples``.
+                tensor) and optionally ``data_samples`` (required for dense
+                clips of different N).
             training (bool): Unused; the same steps run in training and
                 testing. Defaults to False.
 
         Returns:
-            dict: ``inputs`` ``[B, T, 3, H, W]`` or ``[B, N, T, 3, H, W]``
-            (float32, or ``dtype``) and ``data_samples``.
+            dict: ``inputs`` ``[B, T, 3, H, W]``, ``[B, N, T, 3, H, W]``
+            or, for dense clips of different N, ``[sum N, T, 3, H, W]``
+            (float32, or ``dtype``) and ``data_samples`` (with
+            ``num_clips`` set in the last case).
         """
         data = self.cast_data(data)
-        inputs = self._stack(data['inputs'])
+        inputs = self._stack(data['inputs'], data.get('data_samples'))
         if inputs.dim() not in (5, 6) or inputs.shape[-3] != 3:
             raise ValueError(
                 'TrackletDataPreprocessor expects RGB clips [B, T, 3, H, W] '

@@ -43,8 +43,8 @@ class TFCLIP(BaseModel):
             embedding; True requires one. Defaults to None.
         max_test_clips (int, optional): At most this many clips go through
             the encoder at once in ``predict`` / ``tensor`` mode (the dense
-            clips of a long tracklet are split into chunks); None runs all
-            at once. Defaults to None.
+            clips of the batch's tracklets, together, are split into
+            chunks); None runs all at once. Defaults to None.
         data_preprocessor (dict, optional): Defaults to a
             ``TrackletDataPreprocessor`` with ImageNet's mean and std.
         init_cfg (dict | list[dict], optional): Initialisation config.
@@ -288,18 +288,53 @@ class TFCLIP(BaseModel):
             inputs, cam_ids, with_tokens=self.head.with_memory)
         return self.head.loss(feats, self._labels(data_samples, inputs.device))
 
-    def _embed(self, inputs: torch.Tensor,
-               cam_ids: Optional[torch.Tensor]) -> torch.Tensor:
-        """Test embeddings, dense clips averaged."""
-        num_clips = 1
+    @staticmethod
+    def _clip_counts(inputs: torch.Tensor,
+                     data_samples: Optional[SampleList]) -> List[int]:
+        """The number of clips of each tracklet in a test batch."""
         if inputs.dim() == 6:
-            num_clips = inputs.shape[1]
+            return [inputs.shape[1]] * inputs.shape[0]
+        if inputs.dim() != 5:
+            raise ValueError('Expected clips [B, T, 3, H, W], dense clips '
+                             '[B, N, T, 3, H, W] or the concatenated dense '
+                             'clips of several tracklets [sum N, T, 3, H, W]'
+                             f', got {tuple(inputs.shape)}.')
+        clips = inputs.shape[0]
+        if data_samples is None:
+            return [1] * clips
+        recorded = [sample.get('num_clips') for sample in data_samples]
+        if all(n is None for n in recorded):
+            counts = [1] * len(data_samples)
+        elif any(n is None for n in recorded):
+            raise KeyError('Some data samples of the batch have num_clips '
+                           f'and some do not: {recorded}.')
+        else:
+            counts = [int(n) for n in recorded]
+        if sum(counts) != clips:
+            raise ValueError(
+                f'The data samples give {counts} clips per tracklet '
+                f'({sum(counts)} in all) but the inputs hold {clips} clips.')
+        return counts
+
+    def _embed(self, inputs: torch.Tensor,
+               data_samples: Optional[SampleList]) -> torch.Tensor:
+        """Test embeddings, each tracklet's dense clips averaged.
+
+        The clips of all tracklets go through the encoder together, in
+        chunks of ``max_test_clips``: in eval mode no layer mixes samples,
+        so a batch of tracklets gives the embeddings of one at a time.
+        """
+        counts = self._clip_counts(inputs, data_samples)
+        if data_samples is not None and len(data_samples) != len(counts):
+            raise ValueError(f'Got {len(data_samples)} data samples for '
+                             f'{len(counts)} tracklets.')
+        cam_ids = self._camera_ids(data_samples, inputs.device)
+        if inputs.dim() == 6:
             inputs = inputs.flatten(0, 1)
-            if cam_ids is not None:
-                cam_ids = cam_ids.repeat_interleave(num_clips)
-        elif inputs.dim() != 5:
-            raise ValueError('Expected clips [B, T, 3, H, W] or dense clips '
-                             f'[B, N, T, 3, H, W], got {tuple(inputs.shape)}.')
+        if cam_ids is not None:
+            # SIE: each clip gets its tracklet's camera.
+            cam_ids = cam_ids.repeat_interleave(
+                torch.tensor(counts, device=cam_ids.device))
         chunk = self.max_test_clips or inputs.shape[0]
         embeddings = []
         for start in range(0, inputs.shape[0], chunk):
@@ -307,23 +342,26 @@ class TFCLIP(BaseModel):
             feats = self.extract_feat(inputs[start:start + chunk], cams)
             embeddings.append(self.head.predict(feats))
         embeddings = torch.cat(embeddings).float()
-        return embeddings.view(-1, num_clips, embeddings.shape[-1]).mean(dim=1)
+        return torch.stack(
+            [clips.mean(dim=0) for clips in embeddings.split(counts)])
 
     def predict(self, inputs: torch.Tensor,
                 data_samples: SampleList) -> SampleList:
         """Embed each tracklet; the result is set as ``pred_feature``.
 
         Args:
-            inputs (Tensor): ``[B, T, 3, H, W]`` or ``[B, N, T, 3, H, W]``
-                (N dense clips, averaged).
-            data_samples (list[DataSample]): One per tracklet.
+            inputs (Tensor): ``[B, T, 3, H, W]``, ``[B, N, T, 3, H, W]``
+                (N dense clips, averaged) or ``[sum N, T, 3, H, W]`` (the
+                dense clips of tracklets with different N, concatenated by
+                the data preprocessor).
+            data_samples (list[DataSample]): One per tracklet; with
+                concatenated clips each has the metainfo ``num_clips``.
 
         Returns:
             list[DataSample]: The samples, each with ``pred_feature``
             (float32, ``[D]``).
         """
-        embeddings = self._embed(inputs,
-                                 self._camera_ids(data_samples, inputs.device))
+        embeddings = self._embed(inputs, data_samples)
         for sample, embedding in zip(data_samples, embeddings):
             sample.set_field(embedding, 'pred_feature')
         return data_samples
@@ -339,7 +377,8 @@ class TFCLIP(BaseModel):
             data_samples (list[DataSample], optional): Per-sample labels and
                 cameras. Defaults to None.
             mode (str): 'loss', 'predict' or 'tensor' (the test embeddings
-                ``[B, D]``). Defaults to 'tensor'.
+                ``[B, D]``, one per tracklet, as in 'predict'). Defaults to
+                'tensor'.
 
         Returns:
             dict | list | Tensor: Losses, samples or embeddings.
@@ -349,7 +388,6 @@ class TFCLIP(BaseModel):
         if mode == 'predict':
             return self.predict(inputs, data_samples)
         if mode == 'tensor':
-            return self._embed(inputs,
-                               self._camera_ids(data_samples, inputs.device))
+            return self._embed(inputs, data_samples)
         raise RuntimeError(f'Invalid mode "{mode}": use "loss", "predict" '
                            'or "tensor".')

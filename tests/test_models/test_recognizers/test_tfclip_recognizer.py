@@ -171,3 +171,54 @@ def test_config_errors():
              DataSample().set_gt_label(1)])
     with pytest.raises(ValueError, match='one clip per sample'):
         model.loss(torch.zeros(2, 2, T, 3, H, W), samples([0, 1], [0, 0]))
+
+
+@pytest.mark.parametrize('sie,max_test_clips', [(True, None), (True, 2),
+                                                (False, 2), (False, 64)])
+def test_batch_of_tracklets_with_different_clip_counts(sie, max_test_clips):
+    """Tracklets of 3, 1 and 2 dense clips in one batch: the embeddings of
+    one tracklet at a time, with chunks smaller than a tracklet and larger
+    than the batch."""
+    model = build(use_camera_ids=sie, max_test_clips=max_test_clips).eval()
+    torch.manual_seed(1)
+    dense = [clips(1, n, T)[0] for n in (3, 1, 2)]
+    labels, cams = [5, 6, 7], [2, 0, 1]
+    one_by_one = []
+    for x, label, cam in zip(dense, labels, cams):
+        out = model.test_step(
+            dict(inputs=[x], data_samples=samples([label], [cam])))
+        one_by_one.append(out[0].pred_feature)
+    one_by_one = torch.stack(one_by_one)
+    batch = model.data_preprocessor(
+        dict(inputs=dense, data_samples=samples(labels, cams)))
+    assert batch['inputs'].shape == (6, T, 3, H, W)
+    assert [s.num_clips for s in batch['data_samples']] == [3, 1, 2]
+    with torch.no_grad():
+        predicted = model(**batch, mode='predict')
+        tensor = model(**batch, mode='tensor')
+    batched = torch.stack([s.pred_feature for s in predicted])
+    torch.testing.assert_close(batched, one_by_one, rtol=0, atol=1e-6)
+    torch.testing.assert_close(tensor, one_by_one, rtol=0, atol=1e-6)
+    # The cameras matter with SIE only, so the check above sees them.
+    swapped = model.test_step(
+        dict(inputs=dense, data_samples=samples(labels, [1, 2, 0])))
+    moved = torch.stack([s.pred_feature for s in swapped])
+    assert torch.allclose(moved, one_by_one, atol=1e-6) != sie
+
+
+def test_clip_counts_must_match_the_inputs():
+    model = build().eval()
+    x = model.data_preprocessor(dict(inputs=clips(3, T)))['inputs']
+    uneven = samples([0, 1], [0, 1])
+    uneven[0].set_metainfo(dict(num_clips=1))
+    with pytest.raises(KeyError, match='some do not'):
+        model(x, uneven, mode='tensor')
+    uneven[1].set_metainfo(dict(num_clips=1))
+    with pytest.raises(ValueError, match=r'\[1, 1\] clips per tracklet'):
+        model(x, uneven, mode='tensor')
+    with pytest.raises(ValueError, match='hold 3 clips'):
+        model(x, samples([0, 1], [0, 1]), mode='tensor')
+    dense = model.data_preprocessor(dict(inputs=clips(2, 2, T)))['inputs']
+    with pytest.raises(ValueError, match='3 data samples for 2'):
+        build(use_camera_ids=False).eval()(
+            dense, samples([0, 1, 2], [0, 1, 2]), mode='tensor')
