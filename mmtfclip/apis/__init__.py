@@ -1,6 +1,7 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
 from .inference import (CheckpointMismatchError, check_checkpoint,
-                        extract_tracklet_features, init_model)
+                        extract_tracklet_features, get_test_pipeline,
+                        init_model)
 from .search import (GalleryTracklet, embed_tracklets, gallery_cache_key,
                      list_gallery, load_gallery_cache, rank_gallery,
                      read_box_track, read_video_tracklet, save_gallery_cache,
@@ -8,7 +9,8 @@ from .search import (GalleryTracklet, embed_tracklets, gallery_cache_key,
 
 __all__ = [
     'CheckpointMismatchError', 'check_checkpoint', 'extract_tracklet_features',
-    'init_model', 'GalleryTracklet', 'embed_tracklets', 'gallery_cache_key',
-    'list_gallery', 'load_gallery_cache', 'rank_gallery', 'read_box_track',
-    'read_video_tracklet', 'save_gallery_cache', 'tracklet_frames'
+    'get_test_pipeline', 'init_model', 'GalleryTracklet', 'embed_tracklets',
+    'gallery_cache_key', 'list_gallery', 'load_gallery_cache', 'rank_gallery',
+    'read_box_track', 'read_video_tracklet', 'save_gallery_cache',
+    'tracklet_frames'
 ]

@@ -237,7 +237,16 @@ def init_model(config: ConfigType,
     return model
 
 
-def _test_pipeline(cfg: Config) -> List[dict]:
+def get_test_pipeline(cfg: Config) -> List[dict]:
+    """The config's test pipeline: ``test_pipeline`` if set, else the
+    pipeline of the (first) dataset of ``test_dataloader``, the query set.
+
+    Args:
+        cfg (Config): A full config.
+
+    Returns:
+        list[dict]: A copy of the pipeline's transform configs.
+    """
     if cfg.get('test_pipeline') is not None:
         return copy.deepcopy(cfg.test_pipeline)
     dataset = cfg.get('test_dataloader', {}).get('dataset', {})
@@ -305,7 +314,7 @@ def extract_tracklet_features(model: nn.Module,
     if len(camids) != len(tracklets):
         raise ValueError(f'Got {len(camids)} camids for {len(tracklets)} '
                          'tracklets.')
-    pipeline_cfg = _test_pipeline(cfg)
+    pipeline_cfg = get_test_pipeline(cfg)
     init_default_scope(cfg.get('default_scope', 'mmtfclip'))
     file_pipeline = Compose(pipeline_cfg)
     array_pipeline = None

@@ -19,7 +19,7 @@ from mmengine.utils import ProgressBar, mkdir_or_exist
 from mmtfclip.datasets.base_video_reid_dataset import (list_frames,
                                                        natural_sort_key)
 from mmtfclip.evaluation.functional import compute_distance_matrix
-from .inference import _test_pipeline, extract_tracklet_features
+from .inference import extract_tracklet_features, get_test_pipeline
 
 #: The columns of a box track file, in this order.
 BOX_TRACK_HEADER = ('frame', 'x', 'y', 'w', 'h')
@@ -319,7 +319,7 @@ def gallery_cache_key(checkpoint: str, model: nn.Module,
             mtime=stat.st_mtime,
             size=stat.st_size),
         test_pipeline=json.loads(
-            json.dumps(_test_pipeline(model.cfg), default=str)),
+            json.dumps(get_test_pipeline(model.cfg), default=str)),
         tracklets=[[t.path, t.camid, t.frame_paths] for t in gallery])
 
 

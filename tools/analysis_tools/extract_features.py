@@ -33,7 +33,8 @@ from mmengine.logging import print_log
 from mmengine.utils import ProgressBar, mkdir_or_exist
 from torch.utils.data import DataLoader
 
-from mmtfclip.apis import init_model
+from mmtfclip.apis import get_test_pipeline, init_model
+from mmtfclip.evaluation import pack_frame_paths
 from mmtfclip.registry import DATASETS
 from mmtfclip.utils import replace_key
 
@@ -54,8 +55,7 @@ def parse_args():
     parser.add_argument(
         '--batch-size',
         type=int,
-        help='tracklets per batch (default: the test data loader\'s; dense '
-        'clips need 1 since tracklets give different numbers of clips)')
+        help='tracklets per batch (default: the test data loader\'s)')
     parser.add_argument(
         '--num-workers', type=int, default=0, help='data loader workers')
     parser.add_argument(
@@ -95,23 +95,13 @@ def split_dataset_cfg(cfg: Config, split: str) -> ConfigDict:
     Returns:
         ConfigDict: A dataset config to build with ``DATASETS``.
     """
-    test_loader = cfg.get('test_dataloader') or {}
     source = 'train_dataloader' if split == 'train' else 'test_dataloader'
     dataset = find_split_dataset(cfg.get(source) or {}, split)
     if dataset is None:
         raise KeyError(f'{cfg.filename}: no dataset with split={split!r} '
                        f'under {source}.')
-    test_dataset = find_split_dataset(
-        test_loader, 'query') or (find_split_dataset(test_loader, 'gallery'))
-    if cfg.get('test_pipeline') is not None:
-        pipeline = cfg.test_pipeline
-    elif test_dataset is not None:
-        pipeline = test_dataset['pipeline']
-    else:
-        raise KeyError(f'{cfg.filename}: no test pipeline (set '
-                       '`test_pipeline` or test_dataloader.dataset).')
     dataset = copy.deepcopy(dataset)
-    dataset['pipeline'] = copy.deepcopy(pipeline)
+    dataset['pipeline'] = get_test_pipeline(cfg)
     dataset['test_mode'] = True
     return dataset
 
@@ -160,11 +150,8 @@ def main():
         pids=np.array(pids, dtype=np.int64),
         camids=np.array(camids, dtype=np.int64),
         tracklet_ids=np.array(tracklet_ids, dtype=np.int64),
-        frame_paths=np.array([p for f in frames for p in f], dtype=str),
-        frame_path_offsets=np.concatenate([[0],
-                                           np.cumsum([len(f) for f in frames])
-                                           ]).astype(np.int64),
-        split=np.array(args.split))
+        split=np.array(args.split),
+        **pack_frame_paths(frames))
     print_log(
         f'\n{len(features)} {args.split} tracklets embedded '
         f'({features[0].numel()}-d) to {args.out}',

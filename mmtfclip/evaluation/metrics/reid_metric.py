@@ -19,6 +19,25 @@ from ..functional.distance import DISTANCE_METRICS
 SPLITS = ('query', 'gallery')
 
 
+def pack_frame_paths(tracklets: Sequence[Sequence[str]]) -> dict:
+    """The frame paths of tracklets as two flat arrays for an ``.npz``.
+
+    Args:
+        tracklets (Sequence[Sequence[str]]): Each tracklet's frame paths.
+
+    Returns:
+        dict: ``frame_paths`` (all paths concatenated, str) and
+        ``frame_path_offsets`` (int64, ``len(tracklets) + 1``): tracklet
+        ``i`` is ``frame_paths[offsets[i]:offsets[i + 1]]``.
+    """
+    counts = [len(paths) for paths in tracklets]
+    return dict(
+        frame_paths=np.array([p for paths in tracklets for p in paths],
+                             dtype=str),
+        frame_path_offsets=np.concatenate([[0], np.cumsum(counts)
+                                           ]).astype(np.int64))
+
+
 def _describe(sample: dict, index: int) -> str:
     """Name a data sample in error messages."""
     parts = [f'data sample {index}']
@@ -355,12 +374,8 @@ class ReIDMetric(BaseMetric):
             arrays['tracklet_ids'] = np.array(
                 [r['tracklet_id'] for r in results], dtype=np.int64)
         if all('frame_paths' in r for r in results):
-            counts = [len(r['frame_paths']) for r in results]
-            arrays['frame_paths'] = np.array(
-                [p for r in results for p in r['frame_paths']], dtype=str)
-            arrays['frame_path_offsets'] = np.concatenate([[0],
-                                                           np.cumsum(counts)
-                                                           ]).astype(np.int64)
+            arrays.update(
+                pack_frame_paths([r['frame_paths'] for r in results]))
         directory = osp.dirname(osp.abspath(self.dump_path))
         mkdir_or_exist(directory)
         np.savez(self.dump_path, **arrays)

@@ -18,21 +18,21 @@ class BaseTemporalNeck(BaseModule, metaclass=ABCMeta):
     :meth:`fuse`.
 
     Args:
-        embed_dims (int): Channels of the encoder tokens.
+        embed_dims (int): Channels of the encoder tokens. Defaults to 768.
         num_frames (int): Frames per clip (T). Inputs with another T are
             refused, so that a pipeline sampling a different T than the
-            model was configured for fails early.
+            model was configured for fails early. Defaults to 8.
         detach_input (bool): Detach the encoder tokens, so that the
             temporal branch does not train the encoder (as the authors'
-            TMD).
+            TMD). Defaults to True.
         init_cfg (dict | list[dict], optional): Initialisation config.
             Defaults to None.
     """
 
     def __init__(self,
-                 embed_dims: int,
-                 num_frames: int,
-                 detach_input: bool,
+                 embed_dims: int = 768,
+                 num_frames: int = 8,
+                 detach_input: bool = True,
                  init_cfg: Optional[Union[Dict, List[Dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_frames < 1:

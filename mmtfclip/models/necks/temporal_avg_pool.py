@@ -1,5 +1,5 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Tuple
 
 import torch
 
@@ -26,17 +26,6 @@ class TemporalAvgPool(BaseTemporalNeck):
         init_cfg (dict | list[dict], optional): Initialisation config.
             Defaults to None.
     """
-
-    def __init__(self,
-                 embed_dims: int = 768,
-                 num_frames: int = 8,
-                 detach_input: bool = True,
-                 init_cfg: Optional[Union[Dict, List[Dict]]] = None) -> None:
-        super().__init__(
-            embed_dims=embed_dims,
-            num_frames=num_frames,
-            detach_input=detach_input,
-            init_cfg=init_cfg)
 
     def fuse(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Frame and sequence features of tokens ``[B, T, L, C]``."""
