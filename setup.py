@@ -1,7 +1,5 @@
 #!/usr/bin/env python
 import os.path as osp
-import re
-
 from setuptools import find_packages, setup
 
 

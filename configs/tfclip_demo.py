@@ -57,8 +57,7 @@ test_pipeline = [
     dict(type='PackTrackletInputs'),
 ]
 
-train_dataloader = dict(
-    num_workers=1, dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(num_workers=1, dataset=dict(pipeline=train_pipeline))
 _test_datasets = [
     dict(
         type='MARS',

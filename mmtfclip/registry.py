@@ -82,7 +82,8 @@ TRANSFORMS = Registry(
     locations=['mmtfclip.datasets.transforms'])
 
 # Models.
-MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmtfclip.models'])
+MODELS = Registry(
+    'model', parent=MMENGINE_MODELS, locations=['mmtfclip.models'])
 MODEL_WRAPPERS = Registry(
     'model_wrapper',
     parent=MMENGINE_MODEL_WRAPPERS,

@@ -89,8 +89,7 @@ def main():
         runner = Runner.from_cfg(cfg)
         runner.train()
         results[split_id] = runner.test()
-        print_log(
-            f'split {split_id}: {results[split_id]}', logger='current')
+        print_log(f'split {split_id}: {results[split_id]}', logger='current')
 
     summary = summarize(results)
     lines = [f'{"metric":<10} mean +- std over {len(results)} splits']
@@ -101,8 +100,10 @@ def main():
     with open(osp.join(work_root, 'splits_summary.json'), 'w') as f:
         json.dump(
             dict(
-                per_split={str(k): v
-                           for k, v in results.items()},
+                per_split={
+                    str(k): v
+                    for k, v in results.items()
+                },
                 summary=summary),
             f,
             indent=2)

@@ -355,8 +355,8 @@ def check_split_id(split_id: int, num_splits: int, source: str) -> None:
                          f'{split_id!r}')
 
 
-def check_query_rows(rows: np.ndarray, num_rows: int, path: str,
-                     variable: str, rows_of: str) -> np.ndarray:
+def check_query_rows(rows: np.ndarray, num_rows: int, path: str, variable: str,
+                     rows_of: str) -> np.ndarray:
     """Check 1-based query indices and return them 0-based.
 
     Args:

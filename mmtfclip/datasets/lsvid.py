@@ -7,8 +7,7 @@ import h5py
 import numpy as np
 
 from mmtfclip.registry import DATASETS
-from .base_video_reid_dataset import (BaseVideoReIDDataset,
-                                      check_query_rows)
+from .base_video_reid_dataset import BaseVideoReIDDataset, check_query_rows
 
 
 def read_sequence_list(path: str) -> List[Tuple[str, int, int]]:

@@ -6,8 +6,7 @@ import numpy as np
 from scipy.io import loadmat
 
 from mmtfclip.registry import DATASETS
-from .base_video_reid_dataset import (BaseVideoReIDDataset,
-                                      check_query_rows)
+from .base_video_reid_dataset import BaseVideoReIDDataset, check_query_rows
 
 # Frame names look like ``0001C1T0001F001.jpg``: person (4 characters,
 # ``00-1`` for junk), camera digit, tracklet, frame.

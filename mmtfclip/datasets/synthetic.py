@@ -413,9 +413,8 @@ def make_synthetic_mars(out_dir: str,
         frame_names = []
         for f, img in enumerate(frames):
             name = f'{folder}C{cam}T{number:04d}F{f + 1:03d}.jpg'
-            if not cv2.imwrite(
-                    osp.join(home, name), img[..., ::-1],
-                [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]):
+            params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
+            if not cv2.imwrite(osp.join(home, name), img[..., ::-1], params):
                 raise OSError(f'could not write {osp.join(home, name)}')
             frame_names.append(name)
         num_frames += len(frames)

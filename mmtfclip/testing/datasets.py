@@ -32,7 +32,7 @@ def write_lsvid_layout(
     num_train_ids: int = 3,
     num_test_ids: int = 3,
     info_prefix: bool = False,
-    size: Tuple[int, int] = (16, 8)) -> Dict[str, list]:
+    size: Tuple[int, int] = (16, 8)) -> dict:
     """Write an LS-VID-like release.
 
     Every person has one tracklet in each of cameras 2 and 5 (1-based in

@@ -6,8 +6,7 @@ import pytest
 
 from mmtfclip.utils import replace_key
 
-_TOOL = osp.join(
-    osp.dirname(__file__), '..', '..', 'tools', 'train_splits.py')
+_TOOL = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'train_splits.py')
 
 
 @pytest.fixture(scope='module')
@@ -31,8 +30,9 @@ def test_replace_key_reaches_nested_datasets():
         model=dict(type='TFCLIP'))
     assert replace_key(cfg, 'split_id', 7) == 3
     assert cfg['train_dataloader']['dataset']['split_id'] == 7
-    assert [d['split_id'] for d in cfg['test_dataloader']['dataset']
-            ['datasets']] == [7, 7]
+    assert [
+        d['split_id'] for d in cfg['test_dataloader']['dataset']['datasets']
+    ] == [7, 7]
     assert 'split_id' not in cfg['model']
 
 

@@ -21,8 +21,8 @@ class _ToyRegressor(BaseModel):
         self.fc = nn.Linear(4, 1)
 
     def forward(self, inputs, targets=None, mode='tensor'):
-        out = self.fc(torch.stack(inputs) if isinstance(inputs, list) else
-                      inputs)
+        out = self.fc(
+            torch.stack(inputs) if isinstance(inputs, list) else inputs)
         if mode == 'loss':
             targets = torch.stack(targets) if isinstance(targets,
                                                          list) else targets
@@ -73,10 +73,7 @@ def test_runner_checkpoint_resumes(tmp_path):
     with the weights of an uninterrupted one."""
     full = _runner(str(tmp_path / 'full'), max_epochs=3)
     full.train()
-    full_state = {
-        k: v.clone()
-        for k, v in full.model.state_dict().items()
-    }
+    full_state = {k: v.clone() for k, v in full.model.state_dict().items()}
 
     first = _runner(str(tmp_path / 'split'), max_epochs=2)
     first.train()

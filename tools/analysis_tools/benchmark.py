@@ -102,8 +102,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         type=int,
         default=5,
         help='untimed steps first (default: 5)')
-    parser.add_argument(
-        '--amp', action='store_true', help='bf16 autocast')
+    parser.add_argument('--amp', action='store_true', help='bf16 autocast')
     parser.add_argument(
         '--compile',
         action='store_true',
@@ -179,7 +178,9 @@ def synthetic_batch(batch: int, shape: Tuple[int, int, int], num_ids: int,
     gen = torch.Generator().manual_seed(0)
     inputs = [
         torch.randint(
-            0, 256, (frames, 3, height, width), dtype=torch.uint8,
+            0,
+            256, (frames, 3, height, width),
+            dtype=torch.uint8,
             generator=gen).to(device) for _ in range(batch)
     ]
     samples = []
@@ -208,8 +209,8 @@ def compile_blocks(model: torch.nn.Module) -> int:
     Returns:
         int: The number of blocks compiled.
     """
-    blocks = getattr(getattr(model.backbone, 'transformer', None),
-                     'resblocks', None)
+    blocks = getattr(
+        getattr(model.backbone, 'transformer', None), 'resblocks', None)
     if blocks is None:
         blocks = getattr(model.backbone, 'layers', None)
     if blocks is None:
@@ -277,8 +278,7 @@ def time_steps(step: Callable[[], Tuple[int, int]], warmup: int, iters: int,
     sequences = frames = 0
     if device.type == 'cuda':
         events = [(torch.cuda.Event(enable_timing=True),
-                   torch.cuda.Event(enable_timing=True))
-                  for _ in range(iters)]
+                   torch.cuda.Event(enable_timing=True)) for _ in range(iters)]
         start = time.perf_counter()
         for begin, end in events:
             begin.record()
@@ -288,8 +288,8 @@ def time_steps(step: Callable[[], Tuple[int, int]], warmup: int, iters: int,
             frames += done[1]
         sync(device)
         wall = time.perf_counter() - start
-        return ([b.elapsed_time(e) for b, e in events], wall, sequences,
-                frames)
+        return ([b.elapsed_time(e)
+                 for b, e in events], wall, sequences, frames)
     times = []
     start = time.perf_counter()
     for _ in range(iters):
@@ -318,9 +318,8 @@ def build_loader(cfg: Config, key: str, batch: int) -> DataLoader:
     return Runner.build_dataloader(loader_cfg, seed=0)
 
 
-def loader_steps(
-        loader: DataLoader,
-        run: Callable[[Dict], None]) -> Callable[[], Tuple[int, int]]:
+def loader_steps(loader: DataLoader,
+                 run: Callable[[Dict], None]) -> Callable[[], Tuple[int, int]]:
     """A step that takes the next batch of a data loader."""
     state = dict(it=iter(loader))
 
@@ -360,8 +359,7 @@ def build_memory_once(cfg: Config, model: torch.nn.Module) -> Dict:
         raise KeyError(f'{cfg.filename}: --task memory --data real needs a '
                        'CLIPMemoryHook in custom_hooks.')
     hook = HOOKS.build(dict(hook_cfgs[0], cache_file=None))
-    dataset_cfg = (hook.dataset_cfg
-                   or cfg.train_dataloader.dataset).copy()
+    dataset_cfg = (hook.dataset_cfg or cfg.train_dataloader.dataset).copy()
     dataset_cfg['pipeline'] = hook.pipeline
     dataset = DATASETS.build(dataset_cfg)
     frames = sum(len(info['frame_paths']) for info in dataset.load_data_list())
@@ -449,8 +447,7 @@ def task_steps(args: argparse.Namespace,
     def make_step() -> Callable[[], Tuple[int, int]]:
         if args.data == 'real' and loader_key is not None:
             return loader_steps(
-                loader or build_loader(cfg, loader_key, args.batch),
-                run_batch)
+                loader or build_loader(cfg, loader_key, args.batch), run_batch)
         frames = frames_in(data['inputs'])
 
         def step() -> Tuple[int, int]:
@@ -556,8 +553,8 @@ def run(args: argparse.Namespace) -> Dict:
     result['flops_method'] = (
         'torch.utils.flop_counter.FlopCounterMode on one forward pass '
         '(matmul, conv, attention via the math kernel; element-wise ops not'
-        ' counted)' + (', x3 for forward + backward' if flops_factor == 3
-                       else '') +
+        ' counted)' +
+        (', x3 for forward + backward' if flops_factor == 3 else '') +
         (', on the first batch, scaled to the timed steps\' mean frames'
          if real_test else ''))
     result['achieved_tflops'] = flops / seconds / 1e12

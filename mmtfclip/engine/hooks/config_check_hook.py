@@ -34,8 +34,7 @@ class ConfigCheckHook(Hook):
         data_cams = meta.get('num_cams')
         if backbone_cams and data_cams is not None:
             max_cam = max(
-                dataset.get_data_info(i)['camid']
-                for i in range(len(dataset)))
+                dataset.get_data_info(i)['camid'] for i in range(len(dataset)))
             if max_cam >= backbone_cams:
                 problems.append(
                     f'model.backbone.num_cams = {backbone_cams} but the '

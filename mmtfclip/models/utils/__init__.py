@@ -1,5 +1,5 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
 from .attention import MultiheadAttention
-from .sequence_specific_prompt import SSPDecoderLayer, SequenceSpecificPrompt
+from .sequence_specific_prompt import SequenceSpecificPrompt, SSPDecoderLayer
 
 __all__ = ['MultiheadAttention', 'SSPDecoderLayer', 'SequenceSpecificPrompt']

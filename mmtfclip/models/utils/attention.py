@@ -65,8 +65,8 @@ class MultiheadAttention(nn.Module):
                 'no bias_k/bias_v, no zero attention and no dropout convert; '
                 f'got {attn}.')
         with torch.device('meta'):
-            new = cls(attn.embed_dim, attn.num_heads,
-                      attn.in_proj_bias is not None)
+            new = cls(attn.embed_dim, attn.num_heads, attn.in_proj_bias
+                      is not None)
         new.in_proj_weight = attn.in_proj_weight
         new.in_proj_bias = attn.in_proj_bias
         new.out_proj = attn.out_proj

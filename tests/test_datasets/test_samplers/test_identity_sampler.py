@@ -4,8 +4,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from mmtfclip.datasets.samplers import IdentityBalancedSampler
-from mmtfclip.datasets.samplers import identity_sampler
+from mmtfclip.datasets.samplers import (IdentityBalancedSampler,
+                                        identity_sampler)
 
 
 class PidDataset:
