@@ -276,7 +276,8 @@ def load_safetensors(path: str,
             f'({type(e).__name__}: {str(e).splitlines()[0]}).') from e
 
 
-def check_finite(tensors: Mapping[str, Any], path: str,
+def check_finite(tensors: Mapping[str, Any],
+                 path: str,
                  what: str = 'file') -> None:
     """Refuse floating-point tensors holding NaN or infinite values.
 
@@ -435,9 +436,10 @@ class _ArchiveUnpickler(pickle._Unpickler):
             return OrderedDict
         if full == 'torch.jit._pickle.restore_type_tag':
             return lambda value, type_str: value
-        if module == 'torch.jit._pickle' and name in (
-                'build_intlist', 'build_doublelist', 'build_boollist',
-                'build_tensorlist'):
+        if module == 'torch.jit._pickle' and name in ('build_intlist',
+                                                      'build_doublelist',
+                                                      'build_boollist',
+                                                      'build_tensorlist'):
             return list
         if module == '__torch__' or module.startswith('__torch__.'):
             info = self._classes.get(full)
@@ -458,8 +460,7 @@ class _ArchiveUnpickler(pickle._Unpickler):
 
     def persistent_load(self, pid: Any) -> torch.Tensor:
         if not (isinstance(pid, tuple) and len(pid) == 5
-                and pid[0] == 'storage'
-                and isinstance(pid[1], _StorageType)
+                and pid[0] == 'storage' and isinstance(pid[1], _StorageType)
                 and isinstance(pid[2], str) and isinstance(pid[4], int)):
             self._refuse(f'unknown persistent id {pid!r}')
         _, storage_type, key, _, numel = pid
@@ -483,9 +484,9 @@ class _ArchiveUnpickler(pickle._Unpickler):
     def _rebuild_tensor(self, storage, offset, size, stride, *rest):
         if not (isinstance(storage, torch.Tensor) and isinstance(offset, int)
                 and isinstance(size, tuple) and isinstance(stride, tuple)
-                and len(size) == len(stride)
-                and all(isinstance(v, int) and v >= 0
-                        for v in (offset, *size, *stride))):
+                and len(size) == len(stride) and all(
+                    isinstance(v, int) and v >= 0
+                    for v in (offset, *size, *stride))):
             self._refuse('a tensor has a malformed layout')
         if all(size):
             extent = offset + sum(
@@ -552,8 +553,9 @@ def _state_dict_of(root: Any, classes: Dict[str, _ClassInfo],
     return state_dict
 
 
-def load_torchscript_weights(
-        path: str, what: str = 'file') -> 'OrderedDict[str, torch.Tensor]':
+def load_torchscript_weights(path: str,
+                             what: str = 'file'
+                             ) -> 'OrderedDict[str, torch.Tensor]':
     """Read the weights of a TorchScript archive without running it.
 
     Gives what ``torch.jit.load(path).state_dict()`` gives (every module's

@@ -115,8 +115,8 @@ def check_checkpoint(model: nn.Module, state_dict: Dict[str, torch.Tensor],
                 f'{own_pos[0] - 1}' +
                 (f' ({grid[0]} x {grid[1]} patches from img_size='
                  f'{getattr(backbone, "img_size", None)}, stride_size='
-                 f'{getattr(backbone, "stride_size", None)})' if grid else '')
-                + ': the input size or the patch stride differs')
+                 f'{getattr(backbone, "stride_size", None)})' if grid else ''
+                 ) + ': the input size or the patch stride differs')
         else:
             # Same number of positions: the embedding width differs.
             problems.append(
@@ -241,10 +241,7 @@ def init_model(config: ConfigType,
     model_cfg = copy.deepcopy(config.model)
     if checkpoint is not None:
         _drop_pretrained(model_cfg)
-    model = MODELS.build(model_cfg)
-    if checkpoint is None:
-        model.init_weights()
-    else:
+        # Read (and refuse) the file before building anything.
         ckpt = load_file(
             _local_checkpoint(str(checkpoint)),
             map_location='cpu',
@@ -256,6 +253,10 @@ def init_model(config: ConfigType,
         state_dict = _strip_module(state_dict)
         state_dict.pop(DIGEST_KEY, None)
         check_finite(state_dict, str(checkpoint), what='checkpoint')
+    model = MODELS.build(model_cfg)
+    if checkpoint is None:
+        model.init_weights()
+    else:
         meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
         check_checkpoint(model, state_dict, meta, str(checkpoint))
         if 'head.clip_memory' not in state_dict and 'head.clip_memory' in (

@@ -287,8 +287,7 @@ def save_tiny_clip(path: str,
         return path
     if fmt == 'safetensors':
         from safetensors.torch import save_file
-        save_file({k: v.contiguous()
-                   for k, v in state_dict.items()}, path)
+        save_file({k: v.contiguous() for k, v in state_dict.items()}, path)
         return path
 
     dtype = state_dict['visual.conv1.weight'].dtype

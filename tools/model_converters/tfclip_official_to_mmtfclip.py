@@ -349,8 +349,7 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
         # A Runner checkpoint holds mmengine objects (its message hub);
         # tell it by the names its pickle refers to, without unpickling it.
         try:
-            names = torch.serialization.get_unsafe_globals_in_checkpoint(
-                path)
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
         except Exception:  # not a readable zip: the first error stands
             names = []
         if any(n.startswith('mmengine.') for n in names):

@@ -87,8 +87,7 @@ class StrictPretrainedInit:
         parts = sorted({k.split('.')[0] for k in state_dict})
         unexpected = [k for k in state_dict if k not in own]
         missing = [
-            k for k in own
-            if k not in state_dict and k.split('.')[0] in parts
+            k for k in own if k not in state_dict and k.split('.')[0] in parts
         ]
         if unexpected or missing or not state_dict:
             raise RuntimeError(

@@ -147,15 +147,15 @@ def test_pretrained_init_cfg_loads_strictly(tmp_path):
     Pretrained would warn and train from random weights)."""
     clip_sd = make_tiny_clip_state_dict()
     good = str(tmp_path / 'vit_mmpretrain.pth')
-    _converter().main([
-        save_tiny_clip(str(tmp_path / 'clip.pt'), state_dict=clip_sd), good
-    ])
+    _converter().main(
+        [save_tiny_clip(str(tmp_path / 'clip.pt'), state_dict=clip_sd), good])
     cfg = swap_cfg()
     cfg.model.init_cfg = dict(type='Pretrained', checkpoint=good)
     model = MODELS.build(cfg.model)
     model.init_weights()
     expected = _converter().convert(clip_sd)
-    assert torch.equal(model.visual_proj.weight, expected['visual_proj.weight'])
+    assert torch.equal(model.visual_proj.weight,
+                       expected['visual_proj.weight'])
     assert torch.equal(model.backbone.layers[1].ffn.layers[1].weight,
                        expected['backbone.layers.1.ffn.layers.1.weight'])
 
@@ -164,14 +164,22 @@ def test_pretrained_init_cfg_loads_strictly(tmp_path):
     torch.save(clip_sd, raw)
     # Converted, but for CLIPViT's key names (backbone.conv1.weight ...).
     clip_vit_names = str(tmp_path / 'clip_vit_names.pth')
-    torch.save({'state_dict': {f'backbone.{k[7:]}': v
-                               for k, v in clip_sd.items()
-                               if k.startswith('visual.')}}, clip_vit_names)
+    torch.save(
+        {
+            'state_dict': {
+                f'backbone.{k[7:]}': v
+                for k, v in clip_sd.items() if k.startswith('visual.')
+            }
+        }, clip_vit_names)
     # Right keys, one part incomplete.
     partial = str(tmp_path / 'partial.pth')
-    torch.save({k: v for k, v in expected.items()
-                if k != 'backbone.ln1.weight'}, partial)
-    for path, message in ((raw, "does not have \\(50\\): \\['visual.class_embedding'"),
+    torch.save(
+        {
+            k: v
+            for k, v in expected.items() if k != 'backbone.ln1.weight'
+        }, partial)
+    for path, message in ((
+            raw, "does not have \\(50\\): \\['visual.class_embedding'"),
                           (clip_vit_names, 'keys missing from the file'),
                           (partial, "missing from the file \\(1\\): "
                            "\\['backbone.ln1.weight'\\]")):
@@ -181,8 +189,8 @@ def test_pretrained_init_cfg_loads_strictly(tmp_path):
 
     nan = str(tmp_path / 'nan.pth')
     broken = dict(expected)
-    broken['backbone.cls_token'] = torch.full_like(expected['backbone.cls_token'],
-                                                   float('nan'))
+    broken['backbone.cls_token'] = torch.full_like(
+        expected['backbone.cls_token'], float('nan'))
     torch.save({'state_dict': broken}, nan)
     cfg.model.init_cfg = dict(type='Pretrained', checkpoint=nan)
     with pytest.raises(RuntimeError, match='nan.pth holds NaN .*cls_token'):
