@@ -375,3 +375,27 @@ def test_a_pickle_named_like_a_state_dict_is_still_refused(tmp_path):
     with pytest.raises(UnsafeFileError, match='names io.open'):
         load_torchscript_weights(planted)
     assert not osp.exists(marker)
+
+
+def test_scripted_open_clip_archive_loads(tmp_path):
+    """torch.jit.script of an open_clip CLIP (not traced like OpenAI's):
+    the same state dict as torch.jit.load, and CLIPViT takes its tower."""
+    from open_clip.model import CLIP
+    clip = CLIP(
+        embed_dim=32,
+        vision_cfg=dict(
+            width=64, layers=2, head_width=32, patch_size=16, image_size=224),
+        text_cfg=dict(
+            width=32, layers=1, heads=2, context_length=77, vocab_size=1000),
+        quick_gelu=True).eval()
+    path = str(tmp_path / 'scripted.pt')
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        torch.jit.save(torch.jit.script(clip), path)
+    reference = _jit_load(path).state_dict()
+    ours = load_torchscript_weights(path)
+    assert list(ours) == list(reference)
+    assert all(torch.equal(ours[k], v) for k, v in reference.items())
+    model = CLIPViT(arch=tiny_clip_arch(), pretrained=path)
+    model.init_weights()
+    assert torch.equal(model.proj.detach(), clip.visual.proj.detach())

@@ -149,7 +149,14 @@ def load_clip_checkpoint(path: str) -> 'OrderedDict[str, torch.Tensor]':
             'names to tensors, or {"state_dict": ...}).')
     if all(k.startswith('module.') for k in checkpoint):
         checkpoint = {k[len('module.'):]: v for k, v in checkpoint.items()}
-    check_finite(checkpoint, path, what=what)
+    # An attention mask is -inf above its diagonal by construction (the
+    # text tower's, kept as a buffer by scripted open_clip models); it is
+    # not a weight.
+    weights = {
+        k: v
+        for k, v in checkpoint.items() if not k.endswith('attn_mask')
+    }
+    check_finite(weights, path, what=what)
     return OrderedDict((k, v.detach()) for k, v in checkpoint.items())
 
 
