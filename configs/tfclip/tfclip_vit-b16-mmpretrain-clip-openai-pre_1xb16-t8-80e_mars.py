@@ -3,7 +3,9 @@
 #   python tools/model_converters/clip_to_mmpretrain.py \
 #       ~/.cache/clip/ViT-B-16.pt checkpoints/clip/vit-b16_mmpretrain.pth
 # which also gives CLIP's projection as `visual_proj.weight`. mmpretrain's ViT
-# has no camera embedding, so this model runs without SIE.
+# has no camera embedding, so this model runs without SIE. In the mmtfclip
+# scope `Pretrained` reads the file as data only and stops the run when its
+# keys do not fit (mmengine's own would train on from random weights).
 _base_ = ['./tfclip_vit-b16-clip-openai-pre_1xb16-t8-80e_mars.py']
 
 model = dict(

@@ -1,5 +1,7 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
 import copy
+import os
+import os.path as osp
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -10,8 +12,8 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
-from mmengine.runner.checkpoint import _load_checkpoint
 
+from mmtfclip.fileio import DIGEST_KEY, check_finite, load_file
 from mmtfclip.registry import MODELS
 
 ConfigType = Union[str, Path, Config]
@@ -105,14 +107,23 @@ def check_checkpoint(model: nn.Module, state_dict: Dict[str, torch.Tensor],
                                                      != own[pos_key].shape):
         backbone = model.backbone
         grid = getattr(backbone, 'patch_grid', None)
-        problems.append(
-            f'the checkpoint\'s positional embedding has '
-            f'{state_dict[pos_key].shape[0] - 1} patch positions but the '
-            f'config gives {own[pos_key].shape[0] - 1}' +
-            (f' ({grid[0]} x {grid[1]} patches from img_size='
-             f'{getattr(backbone, "img_size", None)}, stride_size='
-             f'{getattr(backbone, "stride_size", None)})' if grid else '') +
-            ': the input size or the patch stride differs')
+        ckpt_pos, own_pos = state_dict[pos_key].shape, own[pos_key].shape
+        if ckpt_pos[0] != own_pos[0]:
+            problems.append(
+                f'the checkpoint\'s positional embedding has '
+                f'{ckpt_pos[0] - 1} patch positions but the config gives '
+                f'{own_pos[0] - 1}' +
+                (f' ({grid[0]} x {grid[1]} patches from img_size='
+                 f'{getattr(backbone, "img_size", None)}, stride_size='
+                 f'{getattr(backbone, "stride_size", None)})' if grid else ''
+                 ) + ': the input size or the patch stride differs')
+        else:
+            # Same number of positions: the embedding width differs.
+            problems.append(
+                f'the checkpoint\'s positional embedding is '
+                f'{tuple(ckpt_pos)}, the config\'s {tuple(own_pos)}: the '
+                f'backbone width differs ({ckpt_pos[-1]} vs {own_pos[-1]}, '
+                'model.backbone.arch)')
 
     id_counts = {
         k: state_dict[k].shape[0]
@@ -166,6 +177,21 @@ def check_checkpoint(model: nn.Module, state_dict: Dict[str, torch.Tensor],
             '\n'.join(f'  - {p}' for p in problems))
 
 
+def _local_checkpoint(checkpoint: str) -> str:
+    """A local path for ``checkpoint``; an http(s) URL is downloaded once
+    into torch's hub cache (``<hub dir>/checkpoints``), as torch and
+    mmengine do, and then read like any local file."""
+    if not checkpoint.startswith(('http://', 'https://')):
+        return checkpoint
+    folder = osp.join(torch.hub.get_dir(), 'checkpoints')
+    path = osp.join(folder, osp.basename(checkpoint.split('?')[0]))
+    if not osp.isfile(path):
+        os.makedirs(folder, exist_ok=True)
+        print_log(f'Downloading {checkpoint} to {path}', logger='current')
+        torch.hub.download_url_to_file(checkpoint, path)
+    return path
+
+
 def init_model(config: ConfigType,
                checkpoint: Optional[str] = None,
                device: Union[str, torch.device] = 'cpu',
@@ -197,6 +223,10 @@ def init_model(config: ConfigType,
         CheckpointMismatchError: If the checkpoint does not fit the config
             (camera embedding, input size or patch stride, identities,
             frames per clip, or other weights); every mismatch is listed.
+        mmtfclip.fileio.UnsafeFileError: If the checkpoint is empty,
+            truncated, fails its content digest, holds more than tensors
+            and plain containers (it is never unpickled as code), or holds
+            NaN or infinite weights; the message names the file.
     """
     if isinstance(config, (str, Path)):
         config = Config.fromfile(str(config))
@@ -211,16 +241,22 @@ def init_model(config: ConfigType,
     model_cfg = copy.deepcopy(config.model)
     if checkpoint is not None:
         _drop_pretrained(model_cfg)
-    model = MODELS.build(model_cfg)
-    if checkpoint is None:
-        model.init_weights()
-    else:
-        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+        # Read (and refuse) the file before building anything.
+        ckpt = load_file(
+            _local_checkpoint(str(checkpoint)),
+            map_location='cpu',
+            what='checkpoint')
         state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt,
                                                                 dict) else ckpt
         if not isinstance(state_dict, dict):
             raise TypeError(f'{checkpoint} holds no state dict.')
         state_dict = _strip_module(state_dict)
+        state_dict.pop(DIGEST_KEY, None)
+        check_finite(state_dict, str(checkpoint), what='checkpoint')
+    model = MODELS.build(model_cfg)
+    if checkpoint is None:
+        model.init_weights()
+    else:
         meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
         check_checkpoint(model, state_dict, meta, str(checkpoint))
         if 'head.clip_memory' not in state_dict and 'head.clip_memory' in (

@@ -32,7 +32,8 @@ __all__ = [
     'save_tiny_clip'
 ]
 
-TINY_CLIP_FORMATS = ('openai_jit', 'openai_state_dict', 'open_clip')
+TINY_CLIP_FORMATS = ('openai_jit', 'openai_state_dict', 'open_clip',
+                     'safetensors')
 
 
 def tiny_clip_arch(width: int = 64,
@@ -220,11 +221,11 @@ class _OpenAIStyleCLIP(nn.Module):
                              torch.tensor(grid * patch_size))
         self.register_buffer('context_length', torch.tensor(context_length))
         self.register_buffer('vocab_size', torch.tensor(vocab_size))
-        self.register_buffer(
-            'attn_mask',
-            torch.full((context_length, context_length),
-                       float('-inf')).triu_(1),
-            persistent=False)
+        # A plain attribute, as in OpenAI's model: traced into a constant,
+        # so that (like OpenAI's files) the archive's state dict has no
+        # -inf tensor.
+        self.attn_mask = torch.full((context_length, context_length),
+                                    float('-inf')).triu_(1)
 
     def forward(self, image: torch.Tensor, text: torch.Tensor):
         """CLIP's image and text embeddings (not normalised)."""
@@ -255,6 +256,8 @@ def save_tiny_clip(path: str,
               ``torch.save``.
             - ``'open_clip'``: ``{'state_dict': {'module.' + key: ...}}`` as
               open_clip's trainer saves its checkpoints (no scalars).
+            - ``'safetensors'``: the state dict in a ``.safetensors`` file,
+              as open_clip's Hugging Face hub files (no scalars).
 
             Defaults to 'openai_jit'.
         state_dict (dict, optional): The weights, as made by
@@ -281,6 +284,10 @@ def save_tiny_clip(path: str,
                 'state_dict':
                 OrderedDict((f'module.{k}', v) for k, v in state_dict.items()),
             }, path)
+        return path
+    if fmt == 'safetensors':
+        from safetensors.torch import save_file
+        save_file({k: v.contiguous() for k, v in state_dict.items()}, path)
         return path
 
     dtype = state_dict['visual.conv1.weight'].dtype

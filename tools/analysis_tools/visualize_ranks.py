@@ -4,9 +4,12 @@
 green, wrong ones in red, ranked as the evaluation ranked them (its
 distances, its protocol, same-id same-camera entries discarded)."""
 import argparse
+import os.path as osp
+import zipfile
 
 import numpy as np
 
+from mmtfclip.fileio import UnsafeFileError
 from mmtfclip.visualization import ReIDRankingVisualizer
 
 
@@ -34,10 +37,29 @@ def parse_args():
     return parser.parse_args()
 
 
+def read_dump(path: str) -> dict:
+    """The arrays of a ``tools/test.py --dump`` file, read without pickle.
+
+    Raises:
+        UnsafeFileError: If the file is not a readable ``.npz`` of plain
+            arrays (an object array would need pickle: it is refused, not
+            unpickled); the message names the file.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'The dump {path} does not exist.')
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return dict(data)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise UnsafeFileError(
+            f'The dump {path} is not a readable .npz of plain arrays (it is '
+            'read without pickle, so object arrays are refused): '
+            f'{type(e).__name__}: {e}') from e
+
+
 def main():
     args = parse_args()
-    with np.load(args.dump, allow_pickle=False) as data:
-        dump = dict(data)
+    dump = read_dump(args.dump)
     visualizer = ReIDRankingVisualizer(
         name='visualize_ranks', num_frames=args.num_frames)
     files = visualizer.visualize_dump_rankings(dump, args.out_dir, args.topk,

@@ -43,7 +43,10 @@ ln_post.{weight,bias}                  backbone.ln1.{weight,bias}
 proj ``[C, D]``                        visual_proj.weight ``[D, C]``
 =====================================  ======================================
 
-The text tower is not used and is left out.
+The text tower is not used and is left out. The CLIP file is read as data
+only (see ``mmtfclip.models.backbones.clip_weights``: a TorchScript archive's
+weights are read out of its records, never by running it), and the result
+is written atomically with a content digest (``mmtfclip.fileio.save_file``).
 
 Usage::
 
@@ -51,14 +54,13 @@ Usage::
         checkpoints/clip/ViT-B-16.pt checkpoints/clip/vit-b16_mmpretrain.pth
 """
 import argparse
-import os
-import os.path as osp
 import re
 from collections import OrderedDict
 from typing import Dict
 
 import torch
 
+from mmtfclip.fileio import save_file
 from mmtfclip.models.backbones.clip_weights import (extract_visual_state_dict,
                                                     load_clip_checkpoint)
 
@@ -129,22 +131,20 @@ def convert(state_dict: Dict[str, torch.Tensor]) -> 'OrderedDict':
     return converted
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Convert OpenAI CLIP image-tower weights (TorchScript '
         'archive, state dict or open_clip checkpoint) to mmpretrain '
         'VisionTransformer weights plus `visual_proj`.')
     parser.add_argument('src', help='the CLIP weight file, e.g. ViT-B-16.pt')
     parser.add_argument('dst', help='the converted checkpoint to write')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv=None) -> None:
+    args = parse_args(argv)
     converted = convert(load_clip_checkpoint(args.src))
-    dst_dir = osp.dirname(osp.abspath(args.dst))
-    os.makedirs(dst_dir, exist_ok=True)
-    torch.save({'state_dict': converted}, args.dst)
+    save_file({'state_dict': converted}, args.dst)
     print(f'Converted {len(converted)} tensors from {args.src} to '
           f'{args.dst}.')
 

@@ -54,13 +54,19 @@ the ``clip_memory.pth`` cache that ``CLIPMemoryHook`` writes to the work
 dir); without it the converted checkpoint has no ``head.clip_memory``,
 which is fine for testing (the test embedding does not use the memory).
 
+The checkpoint and the memory are read as data only
+(``mmtfclip.fileio.load_file``: tensors and plain containers, nothing in
+them runs) and refused when they hold NaN or infinite values; a checkpoint
+that is already mmtfclip's (written by the Runner or by this converter) is
+refused with a message saying so. The result is written atomically with a
+content digest (``mmtfclip.fileio.save_file``).
+
 Usage::
 
     python tools/model_converters/tfclip_official_to_mmtfclip.py \
         MARS_best_model.pth.tar checkpoints/tfclip_mars_official.pth
 """
 import argparse
-import os
 import os.path as osp
 import re
 import sys
@@ -70,7 +76,7 @@ from typing import Dict, List, Optional
 import torch
 from mmengine.logging import print_log
 
-from mmtfclip.compat import load_weights
+from mmtfclip.fileio import UnsafeFileError, check_finite, load_file, save_file
 
 # OpenAI CLIP's `visual.*` tensors (without the prefix), kept as they are.
 _BLOCK_TENSORS = ('ln_1.weight', 'ln_1.bias', 'attn.in_proj_weight',
@@ -302,7 +308,7 @@ def load_memory(path: str) -> torch.Tensor:
     Returns:
         Tensor: ``[num_ids, D]``.
     """
-    obj = load_weights(path)
+    obj = load_file(path, what='CLIP-Memory')
     if isinstance(obj, dict):
         if 'memory' not in obj:
             raise KeyError(f'{path} holds a dict without "memory" '
@@ -310,17 +316,54 @@ def load_memory(path: str) -> torch.Tensor:
         obj = obj['memory']
     if not isinstance(obj, torch.Tensor) or obj.dim() != 2:
         raise ValueError(f'{path} does not hold a [num_ids, D] memory.')
+    check_finite({'memory': obj}, path, what='CLIP-Memory')
     return obj
+
+
+# Top-level parts of an mmtfclip model's state dict.
+_OUR_PARTS = ('backbone.', 'neck.', 'head.', 'visual_proj.',
+              'data_preprocessor.')
+
+
+def _already_ours(path: str) -> LayoutError:
+    return LayoutError(
+        f'{path} is already an mmtfclip checkpoint (written by the mmengine '
+        'Runner or by this converter), not one of the authors\' code: '
+        'nothing to convert. Give it to init_model, tools/test.py or '
+        'load_from as it is.')
 
 
 def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
     """Read the authors' checkpoint (a state dict, possibly wrapped in
-    ``{'state_dict': ...}``) without unpickling arbitrary objects."""
-    obj = load_weights(path)
+    ``{'state_dict': ...}``) without unpickling arbitrary objects.
+
+    Raises:
+        LayoutError: If the file is already an mmtfclip checkpoint.
+        UnsafeFileError: If the file is missing, empty, truncated, holds
+            more than tensors and containers, or NaN / infinite weights.
+    """
+    what = 'checkpoint of the authors\' code'
+    try:
+        obj = load_file(path, what=what)
+    except UnsafeFileError:
+        # A Runner checkpoint holds mmengine objects (its message hub);
+        # tell it by the names its pickle refers to, without unpickling it.
+        try:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # not a readable zip: the first error stands
+            names = []
+        if any(n.startswith('mmengine.') for n in names):
+            raise _already_ours(path) from None
+        raise
     if isinstance(obj, dict) and isinstance(obj.get('state_dict'), dict):
         obj = obj['state_dict']
     if not isinstance(obj, dict):
         raise ValueError(f'{path} does not hold a state dict.')
+    keys = [k[len('module.'):] if k.startswith('module.') else k for k in obj]
+    if any(k.startswith(_OUR_PARTS) for k in keys) and not any(
+            k.startswith('image_encoder.') for k in keys):
+        raise _already_ours(path)
+    check_finite(obj, path, what=what)
     return obj
 
 
@@ -350,12 +393,11 @@ def main(argv=None) -> None:
     converted = convert(state_dict)
     if args.memory:
         converted['head.clip_memory'] = load_memory(args.memory)
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     meta = dict(
         converted_from=osp.basename(args.src),
         converter='tfclip_official_to_mmtfclip',
         num_frames=args.num_frames)
-    torch.save(dict(state_dict=converted, meta=meta), args.dst)
+    save_file(dict(state_dict=converted, meta=meta), args.dst)
     print(f'Saved {len(converted)} tensors to {args.dst}', file=sys.stdout)
 
 

@@ -4,12 +4,13 @@
 Three sources are understood:
 
 - an OpenAI CLIP file (``ViT-B-16.pt`` and friends). OpenAI publishes them
-  as TorchScript archives; the archive is read with
-  ``torch.jit.load(map_location='cpu').state_dict()`` and only that plain
-  state dict is kept. A plain ``torch.save`` of the same state dict works
-  too. When the file carries one of OpenAI's published names, its SHA-256
-  must equal the published one (the hash is part of OpenAI's URL, as listed
-  in ``open_clip.pretrained``).
+  as TorchScript archives, and ``torch.jit.load`` runs an archive's code
+  while loading it; here the weights are read out of the archive's records
+  without running anything (:func:`mmtfclip.fileio.load_torchscript_weights`),
+  whatever the file is called. A plain ``torch.save`` of the same state dict
+  works too. When the file carries one of OpenAI's published names, its
+  SHA-256 must equal the published one (the hash is part of OpenAI's URL,
+  as listed in ``open_clip.pretrained``).
 - an open_clip checkpoint file (``{'state_dict': ...}`` as open_clip's
   trainer saves it, optionally with ``module.`` prefixes, or a plain state
   dict; ``.safetensors`` too).
@@ -19,13 +20,13 @@ Three sources are understood:
   offline, then open_clip's URL cache (``~/.cache/clip``). Nothing is ever
   downloaded.
 
-Everything except TorchScript archives is read with ``weights_only=True``.
+``torch.save`` files are read with ``weights_only=True``
+(:func:`mmtfclip.fileio.load_file`); the format is told from the content,
+not the file name. Weights holding NaN or infinite values are refused,
+naming the file and the key.
 """
-import hashlib
 import os
 import os.path as osp
-import warnings
-import zipfile
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Dict, Iterator, Optional, Sequence, Tuple
@@ -35,7 +36,11 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from open_clip import pretrained as oc_pretrained
 
-from mmtfclip.compat import load_weights
+# is_torchscript_archive is re-exported: it was first defined here.
+from mmtfclip.fileio import (UnsafeFileError, check_finite, file_sha256,
+                             is_safetensors_file, is_torchscript_archive,
+                             load_file, load_safetensors,
+                             load_torchscript_weights)
 
 __all__ = [
     'openai_clip_files', 'check_openai_sha256', 'is_torchscript_archive',
@@ -70,14 +75,6 @@ def openai_clip_files() -> Dict[str, Tuple[str, str, str]]:
     return files
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_openai_sha256(path: str) -> bool:
     """Check a file named like an OpenAI CLIP file against OpenAI's hash.
 
@@ -89,42 +86,22 @@ def check_openai_sha256(path: str) -> bool:
         False if the name is not one of OpenAI's (nothing to check).
 
     Raises:
-        RuntimeError: If the name is OpenAI's and the hash differs.
+        UnsafeFileError: If the name is OpenAI's and the hash differs
+            (a ``RuntimeError``).
     """
     known = openai_clip_files().get(osp.basename(path))
     if known is None:
         return False
     model, expected, url = known
-    actual = _sha256(path)
+    actual = file_sha256(path)
     if actual != expected:
-        raise RuntimeError(
+        raise UnsafeFileError(
             f'{path} is named like OpenAI\'s CLIP {model} file but its '
             f'SHA-256 is {actual}, not the published {expected}: the file '
             f'is truncated, corrupted or another model. Download it again '
             f'from {url}. If it is a deliberate conversion of those weights '
             '(e.g. a plain state dict), give it another file name.')
     return True
-
-
-def is_torchscript_archive(path: str) -> bool:
-    """Whether ``path`` is a TorchScript archive (as OpenAI publishes).
-
-    ``torch.jit.save`` writes a zip holding ``constants.pkl`` and a
-    ``code/`` folder; ``torch.save`` writes a zip without them (or, in the
-    legacy format, no zip at all).
-
-    Args:
-        path (str): The file.
-
-    Returns:
-        bool: True for a TorchScript archive.
-    """
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(
-            name.endswith('/constants.pkl') or '/code/' in name
-            for name in archive.namelist())
 
 
 def load_clip_checkpoint(path: str) -> 'OrderedDict[str, torch.Tensor]':
@@ -141,9 +118,14 @@ def load_clip_checkpoint(path: str) -> 'OrderedDict[str, torch.Tensor]':
 
     Raises:
         FileNotFoundError: If the file does not exist.
-        RuntimeError: If the SHA-256 of a file named like OpenAI's differs
-            from the published one, or the file holds no state dict.
+        UnsafeFileError: If the file is empty, truncated or corrupt, holds
+            more than tensors (a planted payload: nothing of it is run),
+            is a TorchScript archive with code that would run on loading,
+            holds NaN or infinite weights, or is named like an OpenAI file
+            but has another SHA-256 (a ``RuntimeError``, naming the file).
+        RuntimeError: If the file holds no state dict.
     """
+    what = 'CLIP weight file'
     path = osp.expanduser(path)
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path} can not be found.')
@@ -151,18 +133,12 @@ def load_clip_checkpoint(path: str) -> 'OrderedDict[str, torch.Tensor]':
         print_log(
             f'{path}: SHA-256 matches OpenAI\'s published hash.',
             logger='current')
-    if path.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        checkpoint = load_file(path, device='cpu')
+    if path.endswith('.safetensors') or is_safetensors_file(path):
+        checkpoint = load_safetensors(path, what=what)
     elif is_torchscript_archive(path):
-        # Only the tensors are kept: the archive's code is never run and
-        # no ScriptModule outlives this block. torch deprecates TorchScript,
-        # but it is the format OpenAI publishes, so its warning is noise.
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', FutureWarning)
-            checkpoint = torch.jit.load(path, map_location='cpu').state_dict()
+        checkpoint = load_torchscript_weights(path, what=what)
     else:
-        checkpoint = load_weights(path, map_location='cpu')
+        checkpoint = load_file(path, what=what)
     if isinstance(checkpoint, dict) and isinstance(
             checkpoint.get('state_dict'), dict):
         checkpoint = checkpoint['state_dict']
@@ -173,6 +149,14 @@ def load_clip_checkpoint(path: str) -> 'OrderedDict[str, torch.Tensor]':
             'names to tensors, or {"state_dict": ...}).')
     if all(k.startswith('module.') for k in checkpoint):
         checkpoint = {k[len('module.'):]: v for k, v in checkpoint.items()}
+    # An attention mask is -inf above its diagonal by construction (the
+    # text tower's, kept as a buffer by scripted open_clip models); it is
+    # not a weight.
+    weights = {
+        k: v
+        for k, v in checkpoint.items() if not k.endswith('attn_mask')
+    }
+    check_finite(weights, path, what=what)
     return OrderedDict((k, v.detach()) for k, v in checkpoint.items())
 
 

@@ -56,12 +56,17 @@ def _samples(labels):
     return out
 
 
-def test_swapped_backbone_equals_clip_vit(tmp_path):
+def _converter():
     spec = importlib.util.spec_from_file_location(
         'clip_to_mmpretrain',
         osp.join(REPO, 'tools', 'model_converters', 'clip_to_mmpretrain.py'))
     converter = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(converter)
+    return converter
+
+
+def test_swapped_backbone_equals_clip_vit(tmp_path):
+    converter = _converter()
     clip_sd = make_tiny_clip_state_dict()
 
     swapped = MODELS.build(swap_cfg().model)
@@ -134,3 +139,59 @@ def test_swapped_backbone_refuses_cameras():
     cfg.model.backbone.num_cams = 6
     with pytest.raises(TypeError, match='num_cams is set but the backbone'):
         MODELS.build(cfg.model)
+
+
+def test_pretrained_init_cfg_loads_strictly(tmp_path):
+    """init_cfg=Pretrained loads the converted file into the backbone and
+    stops on a file with the wrong keys or NaN weights (mmengine's own
+    Pretrained would warn and train from random weights)."""
+    clip_sd = make_tiny_clip_state_dict()
+    good = str(tmp_path / 'vit_mmpretrain.pth')
+    _converter().main(
+        [save_tiny_clip(str(tmp_path / 'clip.pt'), state_dict=clip_sd), good])
+    cfg = swap_cfg()
+    cfg.model.init_cfg = dict(type='Pretrained', checkpoint=good)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    expected = _converter().convert(clip_sd)
+    assert torch.equal(model.visual_proj.weight,
+                       expected['visual_proj.weight'])
+    assert torch.equal(model.backbone.layers[1].ffn.layers[1].weight,
+                       expected['backbone.layers.1.ffn.layers.1.weight'])
+
+    # OpenAI's file itself, not converted: its keys are not the model's.
+    raw = str(tmp_path / 'raw.pth')
+    torch.save(clip_sd, raw)
+    # Converted, but for CLIPViT's key names (backbone.conv1.weight ...).
+    clip_vit_names = str(tmp_path / 'clip_vit_names.pth')
+    torch.save(
+        {
+            'state_dict': {
+                f'backbone.{k[7:]}': v
+                for k, v in clip_sd.items() if k.startswith('visual.')
+            }
+        }, clip_vit_names)
+    # Right keys, one part incomplete.
+    partial = str(tmp_path / 'partial.pth')
+    torch.save(
+        {
+            k: v
+            for k, v in expected.items() if k != 'backbone.ln1.weight'
+        }, partial)
+    for path, message in ((
+            raw, "does not have \\(50\\): \\['visual.class_embedding'"),
+                          (clip_vit_names, 'keys missing from the file'),
+                          (partial, "missing from the file \\(1\\): "
+                           "\\['backbone.ln1.weight'\\]")):
+        cfg.model.init_cfg = dict(type='Pretrained', checkpoint=path)
+        with pytest.raises(RuntimeError, match=message):
+            MODELS.build(cfg.model).init_weights()
+
+    nan = str(tmp_path / 'nan.pth')
+    broken = dict(expected)
+    broken['backbone.cls_token'] = torch.full_like(
+        expected['backbone.cls_token'], float('nan'))
+    torch.save({'state_dict': broken}, nan)
+    cfg.model.init_cfg = dict(type='Pretrained', checkpoint=nan)
+    with pytest.raises(RuntimeError, match='nan.pth holds NaN .*cls_token'):
+        MODELS.build(cfg.model).init_weights()

@@ -212,3 +212,42 @@ def test_cli_and_init_model(converter, tmp_path):
     model = init_model(cfg, dst)
     assert torch.equal(model.head.clip_memory, memory)
     assert not model.training and model.cfg is not None
+
+
+def test_refuses_mmtfclip_checkpoints_and_non_finite(converter, tmp_path):
+    from mmengine.logging import HistoryBuffer
+
+    from mmtfclip.fileio import UnsafeFileError
+    model_sd = MODELS.build(tiny_cfg().model).state_dict()
+    # As the Runner writes it: mmengine objects in its meta.
+    runner_ckpt = str(tmp_path / 'epoch_1.pth')
+    torch.save(
+        dict(
+            state_dict=model_sd,
+            meta=dict(
+                message_hub=dict(
+                    log_scalars={'train/loss': HistoryBuffer([1.0], [1])}))),
+        runner_ckpt)
+    # Plain tensors, but our key names (e.g. this converter's own output).
+    plain_ckpt = str(tmp_path / 'converted.pth')
+    torch.save(dict(state_dict=model_sd, meta=dict(num_frames=4)), plain_ckpt)
+    for path in (runner_ckpt, plain_ckpt):
+        with pytest.raises(
+                converter.LayoutError,
+                match='is already an mmtfclip checkpoint'):
+            converter.main([path, str(tmp_path / 'out.pth')])
+    assert not osp.exists(tmp_path / 'out.pth')
+
+    broken = authors_state_dict(cams=0)
+    broken['SSP.out_proj.0.weight'].view(-1)[0] = float('nan')
+    src = str(tmp_path / 'nan.pth')
+    torch.save(broken, src)
+    with pytest.raises(
+            UnsafeFileError,
+            match='nan.pth holds NaN.*'
+            r'SSP.out_proj.0.weight \(1 of'):
+        converter.main([src, str(tmp_path / 'out.pth')])
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    with pytest.raises(UnsafeFileError, match='empty.pth is empty'):
+        converter.main([str(empty), str(tmp_path / 'out.pth')])
