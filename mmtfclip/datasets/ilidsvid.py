@@ -74,8 +74,7 @@ class iLIDSVID(BaseVideoReIDDataset):
                  **kwargs) -> None:
         for name, value in (('window_len', window_len), ('window_stride',
                                                          window_stride)):
-            if value is not None and (not isinstance(value, int)
-                                      or value < 1):
+            if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f'iLIDSVID: {name} must be a positive '
                                  f'integer, got {value!r}')
         self.split_id = split_id

@@ -29,8 +29,9 @@ def read_sequence_list(path: str) -> List[Tuple[str, int, int]]:
     for number, line in read_text_lines(path):
         fields = line.split()
         if len(fields) != 2:
-            raise ValueError(f'{path}, line {number}: expected "<tracklet path '
-                             f'prefix> <pid>", got {line!r}')
+            raise ValueError(
+                f'{path}, line {number}: expected "<tracklet path '
+                f'prefix> <pid>", got {line!r}')
         try:
             pid = int(fields[1])
         except ValueError:

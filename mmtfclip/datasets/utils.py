@@ -12,10 +12,9 @@ IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 
 # Byte-order marks, longest first (the UTF-32 LE mark starts with UTF-16
 # LE's).
-_BOMS = ((b'\xff\xfe\x00\x00', 'UTF-32 LE'), (b'\x00\x00\xfe\xff',
-                                               'UTF-32 BE'),
-         (b'\xef\xbb\xbf', 'UTF-8'), (b'\xff\xfe', 'UTF-16 LE'),
-         (b'\xfe\xff', 'UTF-16 BE'))
+_BOMS = ((b'\xff\xfe\x00\x00', 'UTF-32 LE'),
+         (b'\x00\x00\xfe\xff', 'UTF-32 BE'), (b'\xef\xbb\xbf', 'UTF-8'),
+         (b'\xff\xfe', 'UTF-16 LE'), (b'\xfe\xff', 'UTF-16 BE'))
 
 
 def default_cache_dir() -> str:
@@ -69,8 +68,8 @@ def read_text(path: str) -> str:
     except UnicodeDecodeError as err:
         line = data.count(b'\n', 0, err.start) + 1
         raise ValueError(
-            f'{path}, line {line}: byte {err.start} '
-            f'({data[err.start:err.start + 1]!r}) is not UTF-8; annotation '
+            f'{path}, line {line}: the byte {data[err.start:err.start + 1]!r}'
+            f' at offset {err.start} of the file is not UTF-8; annotation '
             'files must be UTF-8 text as published') from None
 
 
@@ -228,8 +227,7 @@ def check_query_rows(rows: np.ndarray, num_rows: int, path: str, variable: str,
     return rows.astype(np.int64) - 1
 
 
-def check_unique_rows(keys: Sequence, where: Sequence[str],
-                      what: str) -> None:
+def check_unique_rows(keys: Sequence, where: Sequence[str], what: str) -> None:
     """Refuse a repeated row of an annotation file.
 
     Args:

@@ -99,13 +99,11 @@ def write_lsvid_layout(
     return expected
 
 
-def write_ilidsvid_layout(
-    root: str,
-    num_persons: int = 6,
-    person_numbers: Optional[Sequence[int]] = None,
-    size: Tuple[int, int] = (16, 8),
-    min_frames: int = 3
-) -> Dict[str, np.ndarray]:
+def write_ilidsvid_layout(root: str,
+                          num_persons: int = 6,
+                          person_numbers: Optional[Sequence[int]] = None,
+                          size: Tuple[int, int] = (16, 8),
+                          min_frames: int = 3) -> Dict[str, np.ndarray]:
     """Write an iLIDS-VID-like release.
 
     Person folders ``personNNN`` (numbers with gaps, as in the release) in

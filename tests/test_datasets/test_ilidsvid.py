@@ -163,8 +163,10 @@ def test_builds_from_config(tmp_path):
     layout_lengths = [10 + i for i in range(6)] + [11 + i for i in range(6)]
     train = DATASETS.build(cfg.train_dataloader.dataset)
     assert len(train) > 6
-    assert {len(train.get_data_info(i)['frame_paths'])
-            for i in range(len(train))} == {8}
+    assert {
+        len(train.get_data_info(i)['frame_paths'])
+        for i in range(len(train))
+    } == {8}
     test_set = DATASETS.build(cfg.test_dataloader.dataset)
     assert len(test_set) + len(train) == sum(
         len(sliding_windows(n, 8, 4)) for n in layout_lengths)

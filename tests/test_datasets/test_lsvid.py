@@ -72,8 +72,7 @@ def test_train_chunks_dropping_short_tracklets(tmp_path, monkeypatch):
     assert [d['source_tracklet'] for d in dropped] == [0, 2, 4]
     assert [d['pid'] for d in dropped] == [0, 1, 2]
     assert any('3 items cut from 6 tracklets (3 dropped' in m for m in logged)
-    kept = _items(
-        LSVID(data_root=str(root), split='train', train_chunk_len=6))
+    kept = _items(LSVID(data_root=str(root), split='train', train_chunk_len=6))
     assert [len(d['frame_paths']) for d in kept] == [7, 5] * 3
 
     # Chunks of 3, dropping: 7 -> 3 + 4, 5 -> 5; nothing is short.
