@@ -315,6 +315,7 @@ class BaseVideoReIDDataset(BaseDataset):
         root = self.data_root.rstrip('/\\') + os.sep
         items = []
         cut_any = False
+        kept = set()
         for source, (frames, pid, camid) in enumerate(tracklets):
             # A tracklet's paths are all relative or all absolute (the
             # parsers guarantee it); one test per tracklet keeps this fast.
@@ -323,8 +324,11 @@ class BaseVideoReIDDataset(BaseDataset):
             pieces = self.cut_tracklet(frames)
             if pieces is None:
                 items.append(dict(frame_paths=frames, pid=pid, camid=camid))
+                kept.add(source)
                 continue
             cut_any = True
+            if pieces:
+                kept.add(source)
             for first, piece in pieces:
                 items.append(
                     dict(
@@ -360,12 +364,12 @@ class BaseVideoReIDDataset(BaseDataset):
             dataset_name=self.dataset_name,
             split=self.split,
             num_pids=len(pids))
-        self._log_statistics(items, len(pids),
-                             len(tracklets) if cut_any else None)
+        cut = (len(tracklets), len(tracklets) - len(kept)) if cut_any else None
+        self._log_statistics(items, len(pids), cut)
         return items
 
     def _log_statistics(self, items: list, num_pids: int,
-                        num_tracklets: Optional[int]) -> None:
+                        cut: Optional[Tuple[int, int]]) -> None:
         lengths = np.array([len(item['frame_paths']) for item in items])
         lines = [
             f'{self.dataset_name} loaded from {self.data_root}',
@@ -378,10 +382,10 @@ class BaseVideoReIDDataset(BaseDataset):
             f'{int(lengths.max())}, mean {lengths.mean():.1f}',
             '  ' + '-' * 66,
         ]
-        if num_tracklets is not None:
-            kept = len({item['source_tracklet'] for item in items})
+        if cut is not None:
+            num_tracklets, dropped = cut
             lines.append(f'  {len(items)} items cut from {num_tracklets} '
-                         f'tracklets ({num_tracklets - kept} dropped: '
+                         f'tracklets ({dropped} dropped: '
                          f'{self.cut_description()})')
         print_log('\n'.join(lines), logger='current')
 
