@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 from scipy.io import loadmat, savemat
 
+from helpers.datasets import (write_ilidsvid_layout, write_lsvid_layout,
+                              write_prid2011_layout)
 from mmtfclip.datasets import (LSVID, MARS, PRID2011, CustomVideoReIDDataset,
                                iLIDSVID)
-from mmtfclip.testing.datasets import (write_ilidsvid_layout,
-                                       write_lsvid_layout,
-                                       write_prid2011_layout)
 
 
 def _edit_table(root, name, key, edit):

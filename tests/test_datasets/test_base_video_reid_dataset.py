@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from mmengine.logging import MMLogger
 
+from helpers.datasets import write_ilidsvid_layout
 from mmtfclip.datasets import (MARS, BaseVideoReIDDataset,
                                CustomVideoReIDDataset, default_cache_dir,
                                iLIDSVID)
-from mmtfclip.testing.datasets import write_ilidsvid_layout
 
 
 def _snapshot(root):

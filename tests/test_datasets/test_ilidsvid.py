@@ -4,10 +4,10 @@ import pytest
 from mmengine.config import Config
 from scipy.io import savemat
 
+from helpers.datasets import write_ilidsvid_layout
 from mmtfclip.datasets import iLIDSVID
 from mmtfclip.datasets.utils import sliding_windows
 from mmtfclip.registry import DATASETS
-from mmtfclip.testing.datasets import write_ilidsvid_layout
 
 
 def _items(dataset):

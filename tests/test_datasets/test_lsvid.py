@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
+from helpers.datasets import write_lsvid_layout
 from mmtfclip.datasets import LSVID
 from mmtfclip.registry import DATASETS
-from mmtfclip.testing.datasets import write_lsvid_layout
 
 
 def _items(dataset):
