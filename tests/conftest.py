@@ -7,10 +7,15 @@ dataset layouts); no binary fixture is committed.
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 
 import pytest
 import torch
+
+# The suite's own helpers (tests/helpers) import as `helpers`, whatever
+# pytest's import mode.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 # Two cores on CI: more intra-op threads only add contention.
 torch.set_num_threads(min(2, os.cpu_count() or 1))

@@ -16,8 +16,7 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar, mkdir_or_exist
 
-from mmtfclip.datasets.base_video_reid_dataset import (list_frames,
-                                                       natural_sort_key)
+from mmtfclip.datasets.utils import list_frames, natural_sort_key
 from mmtfclip.evaluation.functional import compute_distance_matrix
 from .inference import extract_tracklet_features, get_test_pipeline
 

@@ -1,15 +1,15 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
-from .base_video_reid_dataset import BaseVideoReIDDataset, default_cache_dir
+from .base_video_reid_dataset import BaseVideoReIDDataset
 from .custom_video_reid_dataset import CustomVideoReIDDataset
 from .ilidsvid import iLIDSVID
 from .lsvid import LSVID
 from .mars import MARS
 from .prid2011 import PRID2011
 from .samplers import *  # noqa: F401,F403
-from .synthetic import make_synthetic_mars
 from .transforms import *  # noqa: F401,F403
+from .utils import default_cache_dir
 
 __all__ = [
     'BaseVideoReIDDataset', 'default_cache_dir', 'MARS', 'LSVID', 'iLIDSVID',
-    'PRID2011', 'CustomVideoReIDDataset', 'make_synthetic_mars'
+    'PRID2011', 'CustomVideoReIDDataset'
 ]

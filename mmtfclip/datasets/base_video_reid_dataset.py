@@ -6,72 +6,18 @@ import os
 import os.path as osp
 import re
 import tempfile
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
+from mmtfclip.fileio import file_sha256
+from .utils import default_cache_dir
+
 #: Bumped whenever the cached index format or a parser's output changes, so
 #: that caches written by an older version are never read.
-CACHE_VERSION = 1
-
-IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
-
-
-def default_cache_dir() -> str:
-    """The folder that holds parsed dataset indices.
-
-    ``$MMTFCLIP_CACHE_DIR`` when set, else ``~/.cache/mmtfclip/datasets``
-    (under ``$XDG_CACHE_HOME`` when that is set). It never lies inside the
-    data root, which may be read-only.
-
-    Returns:
-        str: The cache folder (not created here).
-    """
-    if os.environ.get('MMTFCLIP_CACHE_DIR'):
-        return osp.expanduser(os.environ['MMTFCLIP_CACHE_DIR'])
-    base = os.environ.get('XDG_CACHE_HOME') or osp.join(
-        osp.expanduser('~'), '.cache')
-    return osp.join(base, 'mmtfclip', 'datasets')
-
-
-def natural_sort_key(name: str) -> list:
-    """Sort key that orders ``f2.png`` before ``f10.png``.
-
-    Args:
-        name (str): A file name.
-
-    Returns:
-        list: Alternating text and integer parts of the name.
-    """
-    return [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', name)]
-
-
-def list_frames(folder: str) -> List[str]:
-    """The image files of a folder in natural (temporal) order.
-
-    Args:
-        folder (str): The folder.
-
-    Returns:
-        list[str]: File names (not paths), naturally sorted.
-    """
-    with os.scandir(folder) as it:
-        names = [
-            e.name for e in it
-            if e.is_file() and e.name.lower().endswith(IMG_EXTENSIONS)
-        ]
-    return sorted(names, key=natural_sort_key)
-
-
-def file_sha256(path: str) -> str:
-    """SHA-256 of a file's content, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
+CACHE_VERSION = 2
 
 
 class BaseVideoReIDDataset(BaseDataset):
@@ -81,21 +27,31 @@ class BaseVideoReIDDataset(BaseDataset):
     relative to ``data_root`` in temporal order, the original person id, a
     0-based camera id); this class does the rest:
 
+    - optionally cuts each tracklet into several items
+      (:meth:`cut_tracklet`: the authors' iLIDS-VID windows, LS-VID training
+      chunks), dropping those it cuts into nothing, and says so in the log;
     - relabels the training ids to ``0..N-1`` (query and gallery keep the
       original ids, which the metric compares);
+    - refuses a camera id at or beyond ``metainfo['num_cams']``;
     - caches the parsed index as JSON in ``cache_dir``, keyed by a SHA-256
       fingerprint of the annotation files' contents and of the arguments
       that change the parse. Paths are stored relative to the data root, so
       a moved or re-mounted dataset reuses its cache, and nothing is ever
-      written into the data root (it may be read-only);
+      written into the data root (it may be read-only). Where the parser
+      lists folders (all but MARS, whose name lists give the frames), the
+      cache also records the modification time of each frame folder and
+      of its parent: a frame or person folder added, removed or renamed
+      since makes the index parsed again;
     - logs the statistics table (subset | # ids | # tracklets | frames per
       tracklet min / max / mean).
 
     Each item of ``data_list`` is a dict with ``frame_paths`` (list of
     absolute paths, temporal order), ``pid`` (int), ``camid`` (int, 0-based),
-    ``tracklet_id`` (int, index within the split) and ``split``. The
-    metainfo holds ``dataset_name``, ``split``, ``num_pids`` and
-    ``num_cams``.
+    ``tracklet_id`` (int, index of the item within the split) and ``split``;
+    an item cut from a tracklet also has ``source_tracklet`` (the index of
+    the whole tracklet within the split) and ``first_frame`` (the index of
+    its first frame in that tracklet). The metainfo holds ``dataset_name``,
+    ``split``, ``num_pids`` and ``num_cams``.
 
     Junk tracklets (``pid == -1``) are dropped by the parsers; distractors
     (``pid == 0``) stay where the release puts them (MARS: in the gallery).
@@ -124,6 +80,9 @@ class BaseVideoReIDDataset(BaseDataset):
 
     METAINFO: dict = dict(dataset_name='video ReID', num_cams=None)
     SPLITS: Tuple[str, ...] = ('train', 'query', 'gallery')
+    #: Whether the parser finds frames by listing folders (so that a frame
+    #: added to a folder changes the index).
+    LISTS_FOLDERS: bool = True
 
     def __init__(self,
                  data_root: str,
@@ -187,6 +146,23 @@ class BaseVideoReIDDataset(BaseDataset):
         """
         raise NotImplementedError
 
+    def cut_tracklet(
+            self, frames: List[str]) -> Optional[List[Tuple[int, List[str]]]]:
+        """The items one tracklet becomes.
+
+        Applied after the cache, so changing how tracklets are cut never
+        needs a new parse.
+
+        Args:
+            frames (list[str]): The tracklet's frames, temporal order.
+
+        Returns:
+            list[tuple[int, list[str]]] | None: ``(index of the first
+            frame, frames)`` per item, an empty list to drop the tracklet,
+            or None (the default) to keep it whole as one item.
+        """
+        return None
+
     # ------------------------------------------------------------------
     # Shared machinery.
     # ------------------------------------------------------------------
@@ -212,6 +188,29 @@ class BaseVideoReIDDataset(BaseDataset):
         return osp.join(self.cache_dir,
                         f'{name}-{self.split}-{fingerprint[:24]}.json')
 
+    def _folder_times(self, tracklets: list) -> Dict[str, int]:
+        """Modification times of the frame folders and their parents."""
+        if not self.LISTS_FOLDERS:
+            return {}
+        folders = {osp.dirname(frames[0]) for frames, _, _ in tracklets}
+        folders |= {osp.dirname(f) for f in folders}
+        times = {}
+        for rel in sorted(folders):
+            path = osp.join(self.data_root, rel)
+            if osp.isdir(path):
+                times[rel] = os.stat(path).st_mtime_ns
+        return times
+
+    def _changed_folder(self, times: Dict[str, int]) -> Optional[str]:
+        for rel, mtime in times.items():
+            path = osp.join(self.data_root, rel)
+            try:
+                if os.stat(path).st_mtime_ns != mtime:
+                    return path
+            except OSError:
+                return path
+        return None
+
     def _read_cache(self, path: str) -> Optional[dict]:
         if not osp.isfile(path):
             return None
@@ -224,7 +223,15 @@ class BaseVideoReIDDataset(BaseDataset):
                 logger='current',
                 level=logging.WARNING)
             return None
-        if cached.get('version') != CACHE_VERSION:
+        if not isinstance(cached, dict) or \
+                cached.get('version') != CACHE_VERSION:
+            return None
+        changed = self._changed_folder(cached.get('folders', {}))
+        if changed is not None:
+            print_log(
+                f'{self.dataset_name} ({self.split}): {changed} changed '
+                f'since the index in {path} was written; parsing again.',
+                logger='current')
             return None
         return cached
 
@@ -270,37 +277,86 @@ class BaseVideoReIDDataset(BaseDataset):
                 dict(
                     version=CACHE_VERSION,
                     tracklets=tracklets,
-                    num_cams=int(num_cams)))
+                    num_cams=int(num_cams),
+                    folders=self._folder_times(tracklets)))
         return tracklets, int(num_cams)
 
+    def _check_cameras(self, tracklets: list, num_cams: Optional[int]) -> None:
+        if num_cams is None:
+            return
+        for frames, _, camid in tracklets:
+            if not 0 <= camid < num_cams:
+                source = 'metainfo' if self._user_metainfo.get(
+                    'num_cams') is not None else 'the release'
+                raise ValueError(
+                    f'{self.dataset_name} ({self.split}) under '
+                    f'{self.data_root}: the tracklet of '
+                    f'{osp.join(self.data_root, frames[0])} has camera id '
+                    f'{camid} (0-based), but num_cams = {num_cams} '
+                    f'({source}): camera ids must lie in 0..{num_cams - 1}')
+
     def load_data_list(self) -> List[dict]:
-        """Parse (or read from the cache) and relabel the tracklets.
+        """Parse (or read from the cache), cut and relabel the tracklets.
 
         Returns:
-            list[dict]: One dict per tracklet (see the class docstring).
+            list[dict]: One dict per item (see the class docstring).
         """
         tracklets, num_cams = self._load_index()
         if not tracklets:
             raise ValueError(
                 f'{self.dataset_name} ({self.split}) under {self.data_root} '
                 'has no tracklet.')
-        pids = sorted({pid for _, pid, _ in tracklets})
-        if self.split == 'train':
-            label_of = {pid: label for label, pid in enumerate(pids)}
+        if self._user_metainfo.get('num_cams') is not None:
+            num_cams = self._user_metainfo['num_cams']
+        else:
+            num_cams = num_cams or self.METAINFO.get('num_cams')
+        self._check_cameras(tracklets, num_cams)
+
         root = self.data_root.rstrip('/\\') + os.sep
-        data_list = []
-        for tracklet_id, (frames, pid, camid) in enumerate(tracklets):
+        items = []
+        cut_any = False
+        kept = set()
+        for source, (frames, pid, camid) in enumerate(tracklets):
             # A tracklet's paths are all relative or all absolute (the
             # parsers guarantee it); one test per tracklet keeps this fast.
             if not osp.isabs(frames[0]):
                 frames = [root + f for f in frames]
-            data_list.append(
-                dict(
-                    frame_paths=frames,
-                    pid=label_of[pid] if self.split == 'train' else pid,
-                    camid=camid,
-                    tracklet_id=tracklet_id,
-                    split=self.split))
+            pieces = self.cut_tracklet(frames)
+            if pieces is None:
+                items.append(dict(frame_paths=frames, pid=pid, camid=camid))
+                kept.add(source)
+                continue
+            cut_any = True
+            if pieces:
+                kept.add(source)
+            for first, piece in pieces:
+                items.append(
+                    dict(
+                        frame_paths=piece,
+                        pid=pid,
+                        camid=camid,
+                        source_tracklet=source,
+                        first_frame=first))
+        if not items:
+            raise ValueError(
+                f'{self.dataset_name} ({self.split}) under {self.data_root}: '
+                f'cutting the {len(tracklets)} tracklets left no item')
+
+        pids = sorted({item['pid'] for item in items})
+        lost = sorted({pid for _, pid, _ in tracklets} - set(pids))
+        if lost:
+            print_log(
+                f'{self.dataset_name} ({self.split}): cutting the '
+                f'tracklets removed every tracklet of {len(lost)} persons '
+                f'(original ids {lost[:10]}); they are not in the label '
+                'space.',
+                logger='current',
+                level=logging.WARNING)
+        label_of = {pid: label for label, pid in enumerate(pids)}
+        for index, item in enumerate(items):
+            if self.split == 'train':
+                item['pid'] = label_of[item['pid']]
+            item.update(tracklet_id=index, split=self.split)
 
         if self._user_metainfo.get('num_cams') is None:
             self._metainfo['num_cams'] = num_cams
@@ -308,26 +364,41 @@ class BaseVideoReIDDataset(BaseDataset):
             dataset_name=self.dataset_name,
             split=self.split,
             num_pids=len(pids))
-        self._log_statistics(tracklets, len(pids))
-        return data_list
+        cut = (len(tracklets), len(tracklets) - len(kept)) if cut_any else None
+        self._log_statistics(items, len(pids), cut)
+        return items
 
-    def _log_statistics(self, tracklets: list, num_pids: int) -> None:
-        lengths = np.array([len(frames) for frames, _, _ in tracklets])
+    def _log_statistics(self, items: list, num_pids: int,
+                        cut: Optional[Tuple[int, int]]) -> None:
+        lengths = np.array([len(item['frame_paths']) for item in items])
         lines = [
             f'{self.dataset_name} loaded from {self.data_root}',
             '  ' + '-' * 66,
             '  subset   | # ids | # tracklets | # frames | '
             'frames per tracklet',
             '  ' + '-' * 66,
-            f'  {self.split:<8} | {num_pids:5d} | {len(tracklets):11d} | '
+            f'  {self.split:<8} | {num_pids:5d} | {len(items):11d} | '
             f'{int(lengths.sum()):8d} | {int(lengths.min())} ~ '
             f'{int(lengths.max())}, mean {lengths.mean():.1f}',
             '  ' + '-' * 66,
         ]
+        if cut is not None:
+            num_tracklets, dropped = cut
+            lines.append(f'  {len(items)} items cut from {num_tracklets} '
+                         f'tracklets ({dropped} dropped: '
+                         f'{self.cut_description()})')
         print_log('\n'.join(lines), logger='current')
 
+    def cut_description(self) -> str:
+        """How :meth:`cut_tracklet` cuts, for the log.
+
+        Returns:
+            str: A short phrase.
+        """
+        return 'cut by cut_tracklet'
+
     def get_pids(self) -> List[int]:
-        """The pid of every tracklet, in index order (for samplers).
+        """The pid of every item, in index order (for samplers).
 
         Returns:
             list[int]: ``pid`` of each item.
@@ -338,117 +409,3 @@ class BaseVideoReIDDataset(BaseDataset):
         size = len(self) if self._fully_initialized else 'not loaded'
         return (f'{type(self).__name__}(data_root={self.data_root!r}, '
                 f'split={self.split!r}, num_tracklets={size})')
-
-
-def check_split_id(split_id: int, num_splits: int, source: str) -> None:
-    """Raise a clear error for a split index out of range.
-
-    Args:
-        split_id (int): The requested split.
-        num_splits (int): How many splits ``source`` defines.
-        source (str): The file (or rule) the splits come from.
-    """
-    if not isinstance(split_id, (int, np.integer)) or not \
-            0 <= split_id < num_splits:
-        raise ValueError(f'split_id must be in 0..{num_splits - 1} '
-                         f'({source} has {num_splits} splits), got '
-                         f'{split_id!r}')
-
-
-def check_query_rows(rows: np.ndarray, num_rows: int, path: str, variable: str,
-                     rows_of: str) -> np.ndarray:
-    """Check 1-based query indices and return them 0-based.
-
-    Args:
-        rows (np.ndarray): The 1-based indices as read from the file.
-        num_rows (int): How many rows they index.
-        path (str): The file they come from, for the error message.
-        variable (str): Their variable name in the file.
-        rows_of (str): What they index, for the error message.
-
-    Returns:
-        np.ndarray: The 0-based indices, int64.
-
-    Raises:
-        ValueError: Naming the file, the variable and the offending entry,
-            for an index out of range or a repeated one.
-    """
-    bad = np.flatnonzero((rows < 1) | (rows > num_rows))
-    if bad.size:
-        pos = int(bad[0])
-        raise ValueError(
-            f'{path}: {variable}[{pos}] = {int(rows[pos])} is out of range '
-            f'1..{num_rows} ({rows_of})')
-    values, counts = np.unique(rows, return_counts=True)
-    if (counts > 1).any():
-        raise ValueError(f'{path}: {variable} repeats the rows '
-                         f'{values[counts > 1][:10].tolist()}')
-    return rows.astype(np.int64) - 1
-
-
-def pid_from_folder(name: str, source: str) -> int:
-    """The person id in a folder name such as ``person001``.
-
-    Args:
-        name (str): The folder name.
-        source (str): Where the name comes from, for the error message.
-
-    Returns:
-        int: The digits of the name as an integer.
-    """
-    digits = re.findall(r'\d+', name)
-    if not digits:
-        raise ValueError(f'{source}: cannot read a person id from the folder '
-                         f'name {name!r}')
-    return int(digits[-1])
-
-
-def camera_pair_tracklets(data_root: str, names: Sequence[str],
-                          cam_dirs: Sequence[str], split: str, source: str,
-                          who: str) -> List[tuple]:
-    """Tracklets of a two-camera dataset (one folder per person and camera).
-
-    The protocol of iLIDS-VID and PRID-2011: training uses both cameras of
-    the training persons, the query is camera 1 of the test persons and the
-    gallery camera 2.
-
-    Args:
-        data_root (str): The data root.
-        names (Sequence[str]): The person folders of the split, in order.
-        cam_dirs (Sequence[str]): The two camera folders, relative to the
-            data root.
-        split (str): ``'train'``, ``'query'`` or ``'gallery'``.
-        source (str): Where the names come from, for error messages.
-        who (str): What is being read, for error messages.
-
-    Returns:
-        list[tuple]: ``(relative frame paths, pid, camid)`` per tracklet.
-    """
-    cams = {'train': (0, 1), 'query': (0, ), 'gallery': (1, )}[split]
-    tracklets = []
-    for name in names:
-        pid = pid_from_folder(name, source)
-        for camid in cams:
-            rel = f'{cam_dirs[camid]}/{name}'
-            frames = frames_of(osp.join(data_root, rel), rel, who)
-            tracklets.append((frames, pid, camid))
-    return tracklets
-
-
-def frames_of(folder: str, rel_folder: str, who: str) -> List[str]:
-    """Relative frame paths of a person folder, in temporal order.
-
-    Args:
-        folder (str): Absolute folder path.
-        rel_folder (str): The same folder relative to the data root.
-        who (str): What the folder is, for the error message.
-
-    Returns:
-        list[str]: ``rel_folder/<frame>`` for each image, naturally sorted.
-    """
-    if not osp.isdir(folder):
-        raise FileNotFoundError(f'{who}: the folder {folder} does not exist')
-    names = list_frames(folder)
-    if not names:
-        raise FileNotFoundError(f'{who}: the folder {folder} has no image')
-    return [f'{rel_folder}/{n}' for n in names]

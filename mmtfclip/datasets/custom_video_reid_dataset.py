@@ -3,7 +3,8 @@ import os.path as osp
 from typing import List, Tuple
 
 from mmtfclip.registry import DATASETS
-from .base_video_reid_dataset import BaseVideoReIDDataset, frames_of
+from .base_video_reid_dataset import BaseVideoReIDDataset
+from .utils import check_unique_rows, frames_of, read_text_lines
 
 
 @DATASETS.register_module()
@@ -31,7 +32,9 @@ class CustomVideoReIDDataset(BaseVideoReIDDataset):
     cameras, so that the two agree.
 
     Every listed frame must exist: a missing one raises an error naming the
-    file and the line.
+    file and the line, as do two lines with the same frames, a camid at or
+    beyond a ``num_cams`` given in ``metainfo``, and a file that is not
+    UTF-8 (or starts with a byte-order mark).
 
     Args:
         data_root (str): Root of the frames and the annotation file.
@@ -68,37 +71,43 @@ class CustomVideoReIDDataset(BaseVideoReIDDataset):
 
     def parse_tracklets(self) -> Tuple[list, int]:
         path = self.annotation_files()[0]
-        tracklets = []
+        num_cams = self._user_metainfo.get('num_cams')
+        tracklets, keys, places = [], [], []
         max_cam = -1
-        with open(path, encoding='utf-8') as f:
-            for number, line in enumerate(f, 1):
-                text = line.strip()
-                if not text or text.startswith('#'):
-                    continue
-                where = f'{path}, line {number}'
-                fields = text.rsplit(None, 2)
-                if len(fields) != 3:
-                    raise ValueError(
-                        f'{where}: expected "<frames> <pid> <camid>", got '
-                        f'{text!r}')
-                frames_field, pid_text, cam_text = fields
-                try:
-                    pid, camid = int(pid_text), int(cam_text)
-                except ValueError:
-                    raise ValueError(
-                        f'{where}: pid and camid must be integers, got '
-                        f'{pid_text!r} and {cam_text!r} (is the pid '
-                        'missing?)') from None
-                if camid < 0:
-                    raise ValueError(f'{where}: camid {camid} must be >= 0 '
-                                     '(0-based)')
-                if pid < -1:
-                    raise ValueError(f'{where}: pid {pid} must be >= -1')
-                frames = self._frames(frames_field, where)
-                max_cam = max(max_cam, camid)
-                if pid == -1:
-                    continue
-                tracklets.append((frames, pid, camid))
+        for number, text in read_text_lines(path):
+            if text.startswith('#'):
+                continue
+            where = f'{path}, line {number}'
+            fields = text.rsplit(None, 2)
+            if len(fields) != 3:
+                raise ValueError(
+                    f'{where}: expected "<frames> <pid> <camid>", got '
+                    f'{text!r}')
+            frames_field, pid_text, cam_text = fields
+            try:
+                pid, camid = int(pid_text), int(cam_text)
+            except ValueError:
+                raise ValueError(
+                    f'{where}: pid and camid must be integers, got '
+                    f'{pid_text!r} and {cam_text!r} (is the pid '
+                    'missing?)') from None
+            if camid < 0:
+                raise ValueError(f'{where}: camid {camid} must be >= 0 '
+                                 '(0-based)')
+            if num_cams is not None and camid >= num_cams:
+                raise ValueError(f'{where}: camid {camid} is beyond the '
+                                 f'num_cams = {num_cams} of the metainfo '
+                                 f'(0-based ids 0..{num_cams - 1})')
+            if pid < -1:
+                raise ValueError(f'{where}: pid {pid} must be >= -1')
+            frames = self._frames(frames_field, where)
+            keys.append(tuple(frames))
+            places.append(where)
+            max_cam = max(max_cam, camid)
+            if pid == -1:
+                continue
+            tracklets.append((frames, pid, camid))
+        check_unique_rows(keys, places, 'frames')
         return tracklets, max_cam + 1
 
     def _frames(self, field: str, where: str) -> List[str]:

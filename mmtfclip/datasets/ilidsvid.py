@@ -1,25 +1,16 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
-import os
 import os.path as osp
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from mmtfclip.registry import DATASETS
-from .base_video_reid_dataset import (BaseVideoReIDDataset,
-                                      camera_pair_tracklets, check_split_id,
-                                      natural_sort_key)
-from .mars import load_int_matrix
+from .base_video_reid_dataset import BaseVideoReIDDataset
+from .utils import (camera_pair_tracklets, check_person_split, check_split_id,
+                    load_int_matrix, natural_sort_key, person_folders,
+                    sliding_windows)
 
 _SEQUENCES = osp.join('i-LIDS-VID', 'sequences')
 _SPLITS = osp.join('train-test people splits',
                    'train_test_splits_ilidsvid.mat')
-
-
-def person_folders(cam_dir: str) -> List[str]:
-    """Person folder names of a camera folder, naturally sorted."""
-    if not osp.isdir(cam_dir):
-        raise FileNotFoundError(f'the camera folder {cam_dir} does not exist')
-    with os.scandir(cam_dir) as it:
-        return sorted((e.name for e in it if e.is_dir()), key=natural_sort_key)
 
 
 @DATASETS.register_module()
@@ -38,13 +29,37 @@ class iLIDSVID(BaseVideoReIDDataset):
     half the training set; the TF-CLIP code takes the first half for
     training instead. Training uses both cameras of each training person;
     the query is camera 1 and the gallery camera 2 of the test persons.
-    Query and gallery keep the number of the person folder as pid.
+    Query and gallery keep the number of the person folder as pid. A row
+    that names a person twice (within a half, or in both halves) is
+    refused.
+
+    Two ways to present a sequence:
+
+    - ``window_len=None`` (whole tracklets): one item per person and camera.
+    - ``window_len=T`` (the TF-CLIP authors' iLIDS-VID path,
+      ``datasets/set/datasequence.py`` and ``ilidsvidsequence.py``, with
+      ``SEQ_LEN = T`` and ``SEQ_SRD = window_stride``): each sequence becomes
+      windows of ``T`` consecutive frames starting every ``window_stride``
+      frames while the start is below ``n - T`` (see
+      :func:`mmtfclip.datasets.utils.sliding_windows`: the window ending on
+      the last frame is not taken and the frames after the last window are
+      unused); a sequence of at most ``T`` frames is one window padded to
+      ``T`` by repeating its last frame, as the authors' data loaders pad.
+      Every split is cut, so the query and gallery items are windows too:
+      their evaluator ranks each window as one query and one gallery entry
+      (it never averages the windows of a sequence), and so does
+      :class:`ReIDMetric` on these items. Each item keeps
+      ``source_tracklet`` and ``first_frame`` to trace it back.
 
     Args:
         data_root (str): The extracted release (e.g. ``'data/ilidsvid'``).
         split (str): ``'train'``, ``'query'`` or ``'gallery'``.
             Defaults to ``'train'``.
         split_id (int): Which of the 10 splits, 0..9. Defaults to 0.
+        window_len (int, optional): Frames per window, or None for whole
+            tracklets. Defaults to None.
+        window_stride (int): Frames between the starts of two windows (the
+            authors' ``SEQ_SRD``). Defaults to 4.
         **kwargs: See :class:`BaseVideoReIDDataset`.
     """
 
@@ -54,8 +69,17 @@ class iLIDSVID(BaseVideoReIDDataset):
                  data_root: str,
                  split: str = 'train',
                  split_id: int = 0,
+                 window_len: Optional[int] = None,
+                 window_stride: int = 4,
                  **kwargs) -> None:
+        for name, value in (('window_len', window_len), ('window_stride',
+                                                         window_stride)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f'iLIDSVID: {name} must be a positive '
+                                 f'integer, got {value!r}')
         self.split_id = split_id
+        self.window_len = window_len
+        self.window_stride = window_stride
         super().__init__(data_root=data_root, split=split, **kwargs)
 
     def annotation_files(self) -> List[str]:
@@ -68,6 +92,22 @@ class iLIDSVID(BaseVideoReIDDataset):
 
     def cache_params(self) -> dict:
         return dict(split_id=self.split_id)
+
+    def cut_tracklet(
+            self, frames: List[str]) -> Optional[List[Tuple[int, List[str]]]]:
+        if self.window_len is None:
+            return None
+        pieces = []
+        for start, end in sliding_windows(
+                len(frames), self.window_len, self.window_stride):
+            window = frames[start:end]
+            window += window[-1:] * (self.window_len - len(window))
+            pieces.append((start, window))
+        return pieces
+
+    def cut_description(self) -> str:
+        return (f'windows of {self.window_len} frames, stride '
+                f'{self.window_stride}')
 
     def parse_tracklets(self) -> Tuple[list, int]:
         split_file = self.annotation_files()[0]
@@ -91,6 +131,10 @@ class iLIDSVID(BaseVideoReIDDataset):
                 f'{osp.join(seq_dir, "cam1")} has {len(persons)} person '
                 'folders')
         half = len(row) // 2
+        # The protocol's names: the second half trains, the first tests.
+        check_person_split([persons[i - 1] for i in row[half:]],
+                           [persons[i - 1] for i in row[:half]],
+                           f'{split_file}, ls_set row {self.split_id + 1}')
         chosen = row[half:] if self.split == 'train' else row[:half]
         names = sorted((persons[i - 1] for i in chosen), key=natural_sort_key)
         missing = [n for n in names if n not in in_cam2]

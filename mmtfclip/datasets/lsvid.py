@@ -7,34 +7,40 @@ import h5py
 import numpy as np
 
 from mmtfclip.registry import DATASETS
-from .base_video_reid_dataset import BaseVideoReIDDataset, check_query_rows
+from .base_video_reid_dataset import BaseVideoReIDDataset
+from .utils import (check_query_rows, check_unique_rows, chunk_bounds,
+                    read_text_lines)
 
 
 def read_sequence_list(path: str) -> List[Tuple[str, int, int]]:
     """Read an LS-VID list: ``<tracklet path prefix> <pid>`` per line.
 
     Args:
-        path (str): The list file.
+        path (str): The list file (UTF-8 without a byte-order mark).
 
     Returns:
         list[tuple]: ``(prefix, pid, line number)`` per non-empty line.
+
+    Raises:
+        ValueError: Naming the file and line of a malformed or repeated
+            line.
     """
     rows = []
-    with open(path, encoding='utf-8') as f:
-        for number, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2:
-                raise ValueError(
-                    f'{path}, line {number}: expected "<tracklet path '
-                    f'prefix> <pid>", got {line.strip()!r}')
-            try:
-                pid = int(fields[1])
-            except ValueError:
-                raise ValueError(f'{path}, line {number}: the pid '
-                                 f'{fields[1]!r} is not an integer') from None
-            rows.append((fields[0], pid, number))
+    for number, line in read_text_lines(path):
+        fields = line.split()
+        if len(fields) != 2:
+            raise ValueError(
+                f'{path}, line {number}: expected "<tracklet path '
+                f'prefix> <pid>", got {line!r}')
+        try:
+            pid = int(fields[1])
+        except ValueError:
+            raise ValueError(f'{path}, line {number}: the pid '
+                             f'{fields[1]!r} is not an integer') from None
+        rows.append((fields[0], pid, number))
+    check_unique_rows([prefix for prefix, _, _ in rows],
+                      [f'{path}, line {number}' for _, _, number in rows],
+                      'tracklet prefix')
     return rows
 
 
@@ -57,17 +63,29 @@ class LSVID(BaseVideoReIDDataset):
     the test rows named by ``query``; the gallery the other test rows. Junk
     (pid -1) is dropped. Full size: train 842 ids / 2,831 tracklets, query
     3,504, gallery 7,829 (the MARS-style protocol adds the queries to the
-    gallery at evaluation).
+    gallery at evaluation). A repeated list line, a camera beyond
+    ``num_cams`` (15), a list that is not UTF-8 (or has a byte-order mark)
+    and an unreadable ``info_test.mat`` raise an error naming the file and
+    line.
+
+    The TF-CLIP authors (``datasets/set/lsvid.py``, ``sampling_step=48``)
+    train on 48-frame chunks of the training tracklets (the remainder
+    joins the last chunk) and drop the tracklets shorter than 48 frames:
+    ``train_chunk_len=48, drop_short_tracklets=True``. Chunks are items
+    with ``source_tracklet`` and ``first_frame``.
 
     Args:
         data_root (str): The extracted release (e.g. ``'data/lsvid'``).
         split (str): ``'train'``, ``'query'`` or ``'gallery'``.
             Defaults to ``'train'``.
         train_chunk_len (int, optional): Cut each training tracklet into
-            chunks of this many frames, the remainder joining the last chunk;
-            shorter tracklets stay whole. The authors use 48 (their code
-            drops tracklets shorter than 48 frames; here they are kept).
-            Defaults to None (no cut).
+            chunks of this many frames, the remainder joining the last chunk
+            (the authors' ``sampling_step = 48``). The test splits are never
+            cut. Defaults to None (no cut).
+        drop_short_tracklets (bool): With ``train_chunk_len``, drop the
+            training tracklets shorter than it, as the authors' code does
+            (``len // 48 == 0`` chunks); False keeps them whole, one item
+            each. The log says how many were dropped. Defaults to False.
         **kwargs: See :class:`BaseVideoReIDDataset`.
     """
 
@@ -77,11 +95,17 @@ class LSVID(BaseVideoReIDDataset):
                  data_root: str,
                  split: str = 'train',
                  train_chunk_len: Optional[int] = None,
+                 drop_short_tracklets: bool = False,
                  **kwargs) -> None:
         if train_chunk_len is not None and train_chunk_len < 1:
             raise ValueError(f'train_chunk_len must be >= 1 or None, got '
                              f'{train_chunk_len}')
+        if drop_short_tracklets and train_chunk_len is None:
+            raise ValueError('LSVID: drop_short_tracklets=True needs '
+                             'train_chunk_len (the length below which a '
+                             'training tracklet is dropped)')
         self.train_chunk_len = train_chunk_len
+        self.drop_short_tracklets = drop_short_tracklets
         super().__init__(data_root=data_root, split=split, **kwargs)
 
     def _find(self, *candidates: str) -> str:
@@ -107,9 +131,19 @@ class LSVID(BaseVideoReIDDataset):
             files.append(self._query_file())
         return files
 
-    def cache_params(self) -> dict:
-        return dict(train_chunk_len=self.train_chunk_len if self.split ==
-                    'train' else None)
+    def cut_tracklet(
+            self, frames: List[str]) -> Optional[List[Tuple[int, List[str]]]]:
+        if self.split != 'train' or self.train_chunk_len is None:
+            return None
+        bounds = chunk_bounds(len(frames), self.train_chunk_len)
+        if not bounds and not self.drop_short_tracklets:
+            bounds = [(0, len(frames))]
+        return [(start, frames[start:end]) for start, end in bounds]
+
+    def cut_description(self) -> str:
+        rule = 'dropped' if self.drop_short_tracklets else 'kept whole'
+        return (f'chunks of {self.train_chunk_len} frames, shorter '
+                f'tracklets {rule}')
 
     def _query_rows(self, num_rows: int) -> np.ndarray:
         path = self._query_file()
@@ -137,6 +171,8 @@ class LSVID(BaseVideoReIDDataset):
                 is_query[query] = True
                 rows = [r for r, q in zip(rows, is_query) if not q]
 
+        num_cams = self._user_metainfo.get('num_cams') or \
+            self.METAINFO['num_cams']
         listing: Dict[str, List[str]] = {}
         tracklets = []
         for prefix, pid, number in rows:
@@ -163,14 +199,9 @@ class LSVID(BaseVideoReIDDataset):
             if len(cams) != 1 or min(cams) < 1:
                 raise ValueError(f'{where}: the frames name the cameras '
                                  f'{sorted(cams)}, expected one, 1-based')
+            if max(cams) > num_cams:
+                raise ValueError(f'{where}: the frames name camera '
+                                 f'{max(cams)}, but num_cams = {num_cams}')
             frames = [f'{folder}/{n}' if folder else n for n in names]
-            camid = cams.pop() - 1
-            chunk = self.train_chunk_len if self.split == 'train' else None
-            if chunk and len(frames) >= 2 * chunk:
-                cuts = list(range(0, len(frames) // chunk * chunk, chunk))
-                for k, start in enumerate(cuts):
-                    end = len(frames) if k == len(cuts) - 1 else start + chunk
-                    tracklets.append((frames[start:end], pid, camid))
-            else:
-                tracklets.append((frames, pid, camid))
-        return tracklets, self.METAINFO['num_cams']
+            tracklets.append((frames, pid, cams.pop() - 1))
+        return tracklets, num_cams

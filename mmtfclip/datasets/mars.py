@@ -3,10 +3,11 @@ import os.path as osp
 from typing import List, Tuple
 
 import numpy as np
-from scipy.io import loadmat
 
 from mmtfclip.registry import DATASETS
-from .base_video_reid_dataset import BaseVideoReIDDataset, check_query_rows
+from .base_video_reid_dataset import BaseVideoReIDDataset
+from .utils import (check_query_rows, check_unique_rows, load_int_matrix,
+                    read_text_lines)
 
 # Frame names look like ``0001C1T0001F001.jpg``: person (4 characters,
 # ``00-1`` for junk), camera digit, tracklet, frame.
@@ -16,32 +17,7 @@ _CAM_INDEX = 5
 
 def read_name_list(path: str) -> List[str]:
     """Read a MARS name list (one frame file name per line)."""
-    with open(path, encoding='utf-8') as f:
-        return [line.strip() for line in f if line.strip()]
-
-
-def load_int_matrix(path: str, key: str) -> np.ndarray:
-    """Load an integer-valued matrix from a MATLAB file.
-
-    The published ``.mat`` files store the values as doubles; a non-integer
-    value is an error rather than silently truncated.
-
-    Args:
-        path (str): The ``.mat`` file.
-        key (str): The variable name.
-
-    Returns:
-        np.ndarray: The matrix as int64.
-    """
-    content = loadmat(path)
-    if key not in content:
-        found = sorted(k for k in content if not k.startswith('__'))
-        raise KeyError(f'{path} has no variable {key!r} (found {found})')
-    values = np.asarray(content[key])
-    as_int = values.astype(np.int64)
-    if not np.array_equal(as_int, values):
-        raise ValueError(f'{path}: {key!r} holds non-integer values')
-    return as_int
+    return [line for _, line in read_text_lines(path)]
 
 
 @DATASETS.register_module()
@@ -68,9 +44,11 @@ class MARS(BaseVideoReIDDataset):
     gallery. Full-size statistics: train 625 ids / 8,298 tracklets, query
     1,980 tracklets, query + gallery 11,310 valid tracklets.
 
-    A tracklet whose frame names span two persons or two cameras, a range
-    outside the name list or a query index out of range raises an error
-    naming the file and the row.
+    A tracklet whose frame names span two persons or two cameras, whose
+    pid or camera column contradicts its frame names, a range outside the
+    name list, two rows with the same range, a query index out of range or
+    repeated, a name list that is not UTF-8 (or has a byte-order mark) and
+    a corrupt ``.mat`` file raise an error naming the file and the row.
 
     Args:
         data_root (str): The extracted release (e.g. ``'data/mars'``).
@@ -80,6 +58,8 @@ class MARS(BaseVideoReIDDataset):
     """
 
     METAINFO = dict(dataset_name='MARS', num_cams=None)
+    # The name lists give the frames; the folders are never listed.
+    LISTS_FOLDERS = False
 
     def _info(self, name: str) -> str:
         return osp.join(self.data_root, 'info', name)
@@ -121,6 +101,9 @@ class MARS(BaseVideoReIDDataset):
             rows = self._test_rows(len(test_info))
             home = 'bbox_test'
         names = read_name_list(names_file)
+        check_unique_rows([tuple(info[row, :2]) for row in rows],
+                          [f'{info_file}, row {row + 1}' for row in rows],
+                          'start and end frames')
 
         tracklets = []
         for row in rows:
@@ -131,9 +114,14 @@ class MARS(BaseVideoReIDDataset):
                                  f'{names_file} ({len(names)} names)')
             if cam < 1:
                 raise ValueError(f'{where}: camera {cam} is not 1-based')
-            if pid == -1:
-                continue
             frames = names[start - 1:end]
+            if pid == -1:
+                named = sorted({n[_PID_SLICE] for n in frames} - {'00-1'})
+                if named:
+                    raise ValueError(
+                        f'{where}: the pid column says -1 (junk) but the '
+                        f'frame names say person {named[0]!r}')
+                continue
             persons = sorted({n[_PID_SLICE] for n in frames})
             if len(persons) != 1:
                 raise ValueError(
@@ -145,6 +133,16 @@ class MARS(BaseVideoReIDDataset):
                     f'{where}: the tracklet spans several cameras {cams} '
                     f'in {names_file} (lines {start}..{end})')
             folder = persons[0]
+            named_pid = -1 if folder == '00-1' else int(folder) \
+                if folder.isdigit() else None
+            if named_pid != pid:
+                raise ValueError(
+                    f'{where}: the pid column says {pid} but the frame names '
+                    f'({frames[0]}, ...) say person {folder!r}')
+            if cams[0] != str(cam):
+                raise ValueError(
+                    f'{where}: the camera column says {cam} but the frame '
+                    f'names ({frames[0]}, ...) say camera {cams[0]}')
             tracklets.append(
                 ([f'{home}/{folder}/{n}' for n in frames], pid, cam - 1))
         return tracklets, num_cams

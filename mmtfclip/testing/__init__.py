@@ -1,11 +1,11 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
-"""Helpers for tests and demos (tiny generated models, no downloads)."""
+"""Tiny generated CLIP models (no downloads), for the tests and for
+``tools/analysis_tools/verify_against_official.py``, which needs them at run
+time. The suite's other helpers live in ``tests/helpers``."""
 from .clip import (TINY_CLIP_FORMATS, make_tiny_clip_state_dict,
                    save_tiny_clip, tiny_clip_arch)
-from .tiny_demo import TINY_DEMO_OPTIONS, run_python, write_tiny_synthetic_mars
 
 __all__ = [
     'TINY_CLIP_FORMATS', 'make_tiny_clip_state_dict', 'save_tiny_clip',
-    'tiny_clip_arch', 'TINY_DEMO_OPTIONS', 'run_python',
-    'write_tiny_synthetic_mars'
+    'tiny_clip_arch'
 ]

@@ -1,13 +1,14 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
 """Tiny random CLIP models saved in the formats real CLIP weights come in.
 
-Tests and the demo use them in place of OpenAI's ``ViT-B-16.pt`` (no
-weights can be downloaded in CI). The defaults give a 2-layer, 64-wide
-ViT with 16-pixel patches on a 14 x 14 grid (a 224-pixel image, like the
-real ViT-B/16) and a 1-layer, 32-wide text tower, with OpenAI's key names:
-``visual.*`` for the image tower, ``positional_embedding``,
-``token_embedding.weight``, ``transformer.*``, ``ln_final.*``,
-``text_projection`` and ``logit_scale`` for the text tower.
+Tests and ``tools/analysis_tools/verify_against_official.py`` use them in
+place of OpenAI's ``ViT-B-16.pt`` (no weights can be downloaded in CI).
+The defaults give a 2-layer, 64-wide ViT with 16-pixel patches on a
+14 x 14 grid (a 224-pixel image, like the real ViT-B/16) and a 1-layer,
+32-wide text tower, with OpenAI's key names: ``visual.*`` for the image
+tower, ``positional_embedding``, ``token_embedding.weight``,
+``transformer.*``, ``ln_final.*``, ``text_projection`` and ``logit_scale``
+for the text tower.
 
 Example:
     >>> from mmtfclip.testing import save_tiny_clip, tiny_clip_arch

@@ -1,5 +1,6 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
 from .config_utils import replace_key
 from .setup_env import register_all_modules
+from .synthetic import make_synthetic_mars
 
-__all__ = ['register_all_modules', 'replace_key']
+__all__ = ['register_all_modules', 'replace_key', 'make_synthetic_mars']

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from mmtfclip.datasets.synthetic import make_synthetic_mars
+from mmtfclip.utils.synthetic import make_synthetic_mars
 
 # Small enough to write in well under a second: 4 train and 4 test persons,
 # 2 cameras, 2 tracklets per person and camera, 3-6 frames of 32x16.

@@ -3,11 +3,17 @@ import logging
 import os
 import shutil
 import stat
+import time
 
+import cv2
+import numpy as np
 import pytest
 from mmengine.logging import MMLogger
 
-from mmtfclip.datasets import MARS, BaseVideoReIDDataset, default_cache_dir
+from helpers.datasets import write_ilidsvid_layout
+from mmtfclip.datasets import (MARS, BaseVideoReIDDataset,
+                               CustomVideoReIDDataset, default_cache_dir,
+                               iLIDSVID)
 
 
 def _snapshot(root):
@@ -132,3 +138,44 @@ def test_without_cache(tiny_mars, dataset_cache):
 def test_base_class_requires_a_parser(tmp_path):
     with pytest.raises(NotImplementedError):
         BaseVideoReIDDataset(data_root=str(tmp_path))
+
+
+def test_cache_notices_frames_added_to_a_folder(tmp_path, dataset_cache):
+    root = tmp_path / 'ilids'
+    write_ilidsvid_layout(str(root))
+    first = iLIDSVID(data_root=str(root), split='query')
+    lengths = [len(first.get_data_info(i)['frame_paths']) for i in range(3)]
+    folder = os.path.dirname(first.get_data_info(0)['frame_paths'][0])
+    # Frame folders are listed: a new frame must reach the index. (The
+    # wait makes sure the folder's modification time moves.)
+    time.sleep(0.02)
+    shutil.copy(
+        first.get_data_info(0)['frame_paths'][-1],
+        os.path.join(folder, 'cam1_zz_99999.png'))
+    again = iLIDSVID(data_root=str(root), split='query')
+    assert len(again.get_data_info(0)['frame_paths']) == lengths[0] + 1
+    assert again.get_data_info(0)['frame_paths'][-1].endswith('99999.png')
+    assert [len(again.get_data_info(i)['frame_paths'])
+            for i in (1, 2)] == lengths[1:]
+    # An unchanged folder tree is read from the cache.
+    cached = iLIDSVID(data_root=str(root), split='query')
+    assert cached.get_data_info(0) == again.get_data_info(0)
+    assert len(list(dataset_cache.iterdir())) == 1
+
+
+def test_cache_notices_a_new_frame_of_a_custom_folder(tmp_path, monkeypatch):
+    root = tmp_path / 'data'
+    (root / 'seq').mkdir(parents=True)
+    for i in range(3):
+        cv2.imwrite(
+            str(root / 'seq' / f'{i}.jpg'), np.zeros((8, 4, 3), np.uint8))
+    (root / 'train.txt').write_text('seq 4 0\n')
+    assert len(
+        CustomVideoReIDDataset(data_root=str(root),
+                               ann_file='train.txt')[0]['frame_paths']) == 3
+    time.sleep(0.02)
+    cv2.imwrite(str(root / 'seq' / '3.jpg'), np.zeros((8, 4, 3), np.uint8))
+    logged = _record_log(monkeypatch)
+    dataset = CustomVideoReIDDataset(data_root=str(root), ann_file='train.txt')
+    assert len(dataset.get_data_info(0)['frame_paths']) == 4
+    assert any('changed since the index' in msg for _, msg in logged)

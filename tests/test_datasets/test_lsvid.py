@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
+from helpers.datasets import write_lsvid_layout
 from mmtfclip.datasets import LSVID
 from mmtfclip.registry import DATASETS
-from mmtfclip.testing.datasets import write_lsvid_layout
 
 
 def _items(dataset):
@@ -44,9 +44,55 @@ def test_train_chunks(tmp_path):
     assert [len(d['frame_paths']) for d in train[:3]] == [3, 4, 5]
     assert train[0]['frame_paths'][-1] < train[1]['frame_paths'][0]
     assert train[0]['pid'] == train[1]['pid'] == train[2]['pid'] == 0
+    assert [d['first_frame'] for d in train[:3]] == [0, 3, 0]
+    assert [d['source_tracklet'] for d in train[:3]] == [0, 0, 1]
     # The test splits are never cut.
     query = LSVID(data_root=str(root), split='query', train_chunk_len=1)
     assert len(query.get_data_info(0)['frame_paths']) == 3
+    assert 'source_tracklet' not in query.get_data_info(0)
+
+
+def test_train_chunks_dropping_short_tracklets(tmp_path, monkeypatch):
+    root = tmp_path / 'lsvid'
+    expected = write_lsvid_layout(str(root))
+    assert [n for _, _, n in expected['train']] == [7, 5] * 3
+    logged = []
+    monkeypatch.setattr('mmtfclip.datasets.base_video_reid_dataset.print_log',
+                        lambda msg, **kwargs: logged.append(str(msg)))
+
+    # Chunks of 6: 7 frames -> one chunk of 7; 5 frames -> dropped (the
+    # authors) or kept whole (ours).
+    dropped = _items(
+        LSVID(
+            data_root=str(root),
+            split='train',
+            train_chunk_len=6,
+            drop_short_tracklets=True))
+    assert [len(d['frame_paths']) for d in dropped] == [7, 7, 7]
+    assert [d['source_tracklet'] for d in dropped] == [0, 2, 4]
+    assert [d['pid'] for d in dropped] == [0, 1, 2]
+    assert any('3 items cut from 6 tracklets (3 dropped' in m for m in logged)
+    kept = _items(LSVID(data_root=str(root), split='train', train_chunk_len=6))
+    assert [len(d['frame_paths']) for d in kept] == [7, 5] * 3
+
+    # Chunks of 3, dropping: 7 -> 3 + 4, 5 -> 5; nothing is short.
+    chunks = _items(
+        LSVID(
+            data_root=str(root),
+            split='train',
+            train_chunk_len=3,
+            drop_short_tracklets=True))
+    assert [len(d['frame_paths']) for d in chunks] == [3, 4, 5] * 3
+
+    # Chunks of 8 drop every tracklet: refused, not an empty set.
+    with pytest.raises(ValueError, match='left no item'):
+        LSVID(
+            data_root=str(root),
+            split='train',
+            train_chunk_len=8,
+            drop_short_tracklets=True)
+    with pytest.raises(ValueError, match='needs train_chunk_len'):
+        LSVID(data_root=str(root), split='train', drop_short_tracklets=True)
 
 
 def test_list_line_without_pid(tmp_path):
@@ -85,6 +131,12 @@ def test_builds_from_config(tmp_path):
     cfg = Config.fromfile('configs/_base_/datasets/lsvid.py')
     cfg.train_dataloader.dataset.data_root = str(root)
     assert cfg.train_dataloader.dataset.train_chunk_len == 48
+    assert cfg.train_dataloader.dataset.drop_short_tracklets is True
+    # Every training tracklet of the layout is shorter than 48 frames.
+    with pytest.raises(ValueError, match='left no item'):
+        DATASETS.build(cfg.train_dataloader.dataset)
+    cfg = Config.fromfile('configs/_base_/datasets/lsvid_tracklets.py')
+    cfg.train_dataloader.dataset.data_root = str(root)
     train = DATASETS.build(cfg.train_dataloader.dataset)
     assert len(train) == len(expected['train'])
     for dataset in cfg.test_dataloader.dataset.datasets:

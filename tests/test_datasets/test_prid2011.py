@@ -4,9 +4,9 @@ import json
 import pytest
 from mmengine.config import Config
 
+from helpers.datasets import write_prid2011_layout
 from mmtfclip.datasets import PRID2011
 from mmtfclip.registry import DATASETS
-from mmtfclip.testing.datasets import write_prid2011_layout
 
 
 def _items(dataset):

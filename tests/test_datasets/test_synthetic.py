@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy.io import loadmat
 
-from mmtfclip.datasets import MARS, make_synthetic_mars
+from mmtfclip.datasets import MARS
+from mmtfclip.utils import make_synthetic_mars
 
 
 def _digest(root):

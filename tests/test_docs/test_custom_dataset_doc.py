@@ -8,7 +8,7 @@ import re
 import cv2
 import numpy as np
 
-from mmtfclip.testing import run_python
+from helpers.tiny_demo import run_python
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 DOC = osp.join(ROOT, 'docs', 'custom_dataset.md')

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 
+from helpers.tiny_demo import (TINY_DEMO_OPTIONS, run_python,
+                               write_tiny_synthetic_mars)
 from mmtfclip.registry import MODELS
-from mmtfclip.testing import (TINY_DEMO_OPTIONS, run_python,
-                              write_tiny_synthetic_mars)
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 TOOLS = osp.join(ROOT, 'tools', 'analysis_tools')

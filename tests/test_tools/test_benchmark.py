@@ -6,7 +6,7 @@ import os.path as osp
 import pytest
 import torch
 
-from mmtfclip.testing import TINY_DEMO_OPTIONS, write_tiny_synthetic_mars
+from helpers.tiny_demo import TINY_DEMO_OPTIONS, write_tiny_synthetic_mars
 
 _ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 _TOOL = osp.join(_ROOT, 'tools', 'analysis_tools', 'benchmark.py')

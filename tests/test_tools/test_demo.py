@@ -5,8 +5,8 @@ import os.path as osp
 
 import cv2
 
-from mmtfclip.testing import (TINY_DEMO_OPTIONS, run_python,
-                              write_tiny_synthetic_mars)
+from helpers.tiny_demo import (TINY_DEMO_OPTIONS, run_python,
+                               write_tiny_synthetic_mars)
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 

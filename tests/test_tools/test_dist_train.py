@@ -11,7 +11,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmtfclip.testing import write_tiny_synthetic_mars
+from helpers.tiny_demo import write_tiny_synthetic_mars
 from mmtfclip.utils import replace_key
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))

@@ -12,7 +12,7 @@ import time
 
 from mmengine.config import Config
 
-from mmtfclip.testing import write_tiny_synthetic_mars
+from helpers.tiny_demo import write_tiny_synthetic_mars
 from mmtfclip.utils import replace_key
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))

@@ -67,7 +67,7 @@ def test_batch_must_be_whole_identity_groups():
 
 @pytest.fixture(scope='module')
 def train_set(tmp_path_factory):
-    from mmtfclip.datasets.synthetic import make_synthetic_mars
+    from mmtfclip.utils.synthetic import make_synthetic_mars
     root = str(tmp_path_factory.mktemp('mars'))
     make_synthetic_mars(
         root,

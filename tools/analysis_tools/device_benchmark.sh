@@ -84,7 +84,7 @@ bench train64_plain --task train --batch 64 --iters 10
 if ((SECONDS - START <= BUDGET_S - 120)); then
     # About 12,000 JPEG frames of 256 x 128 in the MARS layout; 50 of the
     # 100 identities train (num_test_ids=50), hence num_classes=50.
-    $PY -c "from mmtfclip.datasets.synthetic import make_synthetic_mars as m; print(m('$DATA', num_ids=100, num_test_ids=50, tracklets_per_id=2, min_frames=16, max_frames=24))" >>"$LOG" 2>&1
+    $PY -c "from mmtfclip.utils.synthetic import make_synthetic_mars as m; print(m('$DATA', num_ids=100, num_test_ids=50, tracklets_per_id=2, min_frames=16, max_frames=24))" >>"$LOG" 2>&1
     bench memory_real --task memory --batch 64 --iters 2 --warmup 1 \
         --data real --cfg-options train_dataloader.dataset.data_root=$DATA \
         model.head.num_classes=50 custom_hooks.0.num_workers=14

@@ -18,9 +18,9 @@ import numpy as np
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from mmtfclip.datasets.synthetic import make_synthetic_mars
 from mmtfclip.utils import replace_key
 from mmtfclip.utils.launch import set_dataloader_defaults
+from mmtfclip.utils.synthetic import make_synthetic_mars
 from mmtfclip.visualization import ReIDRankingVisualizer
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))

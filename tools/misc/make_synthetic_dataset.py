@@ -7,14 +7,14 @@ Example::
 
 The result is read by the ``MARS`` dataset class
 (``configs/_base_/datasets/synthetic_mars.py``); see
-:func:`mmtfclip.datasets.make_synthetic_mars` for what it contains.
+:func:`mmtfclip.utils.make_synthetic_mars` for what it contains.
 """
 import argparse
 import time
 
 from mmengine.logging import print_log
 
-from mmtfclip.datasets.synthetic import make_synthetic_mars
+from mmtfclip.utils.synthetic import make_synthetic_mars
 
 
 def parse_args():

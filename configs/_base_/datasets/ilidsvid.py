@@ -1,12 +1,21 @@
 # iLIDS-VID (Wang et al., ECCV 2014), the published release under
 # data_root; split_id picks one of the 10 splits (tools/train_splits.py runs
 # them all).
+# As the TF-CLIP authors' iLIDS-VID path does (datasets/set/datasequence.py
+# and ilidsvidsequence.py, SEQ_SRD = 4): every split is cut into windows of
+# T consecutive frames starting every 4 frames, and each window is trained
+# on, ranked and evaluated as one tracklet; their evaluator puts the query
+# windows into the gallery too. ilidsvid_tracklets.py is the other option:
+# whole tracklets, torchreid's protocol.
 # Pipeline values as in mars.py (the TF-CLIP authors' values): T=8 frames
 # of 256x128 (h x w), flip, per-frame random erasing, P x K = 4 x 4, dense
-# clips for testing, rrs for validation.
+# clips for testing, rrs for validation (on a window of T frames both take
+# its T frames, as the authors' loaders do).
 dataset_type = 'iLIDSVID'
 data_root = 'data/ilidsvid'
 clip_len = 8  # T, frames per clip
+window_len = clip_len  # frames per window (their SEQ_LEN); None: whole
+window_stride = 4  # their SEQ_SRD
 
 train_pipeline = [
     dict(type='SampleTrackletFrames', clip_len=clip_len, mode='rrs'),
@@ -57,6 +66,8 @@ train_dataloader = dict(
         data_root=data_root,
         split='train',
         split_id=0,
+        window_len=window_len,
+        window_stride=window_stride,
         pipeline=train_pipeline))
 
 # Query first, then gallery: the metric tells them apart by `split`.
@@ -74,12 +85,16 @@ val_dataloader = dict(
                 data_root=data_root,
                 split='query',
                 split_id=0,
+                window_len=window_len,
+                window_stride=window_stride,
                 pipeline=val_pipeline),
             dict(
                 type=dataset_type,
                 data_root=data_root,
                 split='gallery',
                 split_id=0,
+                window_len=window_len,
+                window_stride=window_stride,
                 pipeline=val_pipeline),
         ]))
 # Dense clips of 8 tracklets per batch: the data preprocessor concatenates
@@ -100,16 +115,21 @@ test_dataloader = dict(
                 data_root=data_root,
                 split='query',
                 split_id=0,
+                window_len=window_len,
+                window_stride=window_stride,
                 pipeline=test_pipeline),
             dict(
                 type=dataset_type,
                 data_root=data_root,
                 split='gallery',
                 split_id=0,
+                window_len=window_len,
+                window_stride=window_stride,
                 pipeline=test_pipeline),
         ]))
 
-# Torchreid's protocol, the usual one for the two-camera datasets: the
-# gallery is camera 2 only (the query is camera 1).
-val_evaluator = dict(type='ReIDMetric', query_in_gallery=False)
+# The authors' evaluator (utils/metrics.py, R1_mAP_eval: the gallery is
+# every query and gallery window; same-id same-camera entries are
+# discarded), so camera-1 windows of other persons are gallery distractors.
+val_evaluator = dict(type='ReIDMetric', query_in_gallery=True)
 test_evaluator = val_evaluator

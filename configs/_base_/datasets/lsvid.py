@@ -2,7 +2,10 @@
 # Pipeline values as in mars.py (the TF-CLIP authors' values): T=8 frames
 # of 256x128 (h x w), flip, per-frame random erasing, P x K = 4 x 4, dense
 # clips for testing, rrs for validation.
-# The authors cut LS-VID training tracklets into chunks of 48 frames.
+# As the authors' code does (datasets/set/lsvid.py, sampling_step=48), the
+# training tracklets are cut into chunks of 48 frames (the remainder joins
+# the last chunk) and those shorter than 48 frames are dropped;
+# lsvid_tracklets.py trains on whole tracklets instead.
 dataset_type = 'LSVID'
 data_root = 'data/lsvid'
 clip_len = 8  # T, frames per clip
@@ -56,6 +59,7 @@ train_dataloader = dict(
         data_root=data_root,
         split='train',
         train_chunk_len=48,
+        drop_short_tracklets=True,
         pipeline=train_pipeline))
 
 # Query first, then gallery: the metric tells them apart by `split`.

@@ -12,10 +12,10 @@ import torch.multiprocessing as mp
 from mmengine.config import Config
 from mmengine.logging import MessageHub, MMLogger
 
-from mmtfclip.datasets import make_synthetic_mars
 from mmtfclip.engine.hooks import CLIPMemoryHook
 from mmtfclip.registry import HOOKS, MODELS
 from mmtfclip.testing import tiny_clip_arch
+from mmtfclip.utils import make_synthetic_mars
 
 T, H, W, IDS = 3, 64, 32, 4
 PIPELINE = [

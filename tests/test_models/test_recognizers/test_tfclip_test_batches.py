@@ -9,8 +9,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from helpers.tiny_demo import TINY_DEMO_OPTIONS, write_tiny_synthetic_mars
 from mmtfclip.registry import MODELS
-from mmtfclip.testing import TINY_DEMO_OPTIONS, write_tiny_synthetic_mars
 from mmtfclip.utils import register_all_modules
 from mmtfclip.utils.launch import set_dataloader_defaults
 

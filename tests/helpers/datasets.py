@@ -5,7 +5,7 @@ Each writer creates tiny frames (a few pixels, value = frame number) in the
 exact folder and annotation layout of a release and returns what a reader
 should find, so tests of the datasets, the tools and the configs need no
 download and no committed fixture. MARS has a realistic generator of its
-own: :func:`mmtfclip.datasets.make_synthetic_mars`.
+own: :func:`mmtfclip.utils.make_synthetic_mars`.
 """
 import json
 import os
@@ -99,18 +99,18 @@ def write_lsvid_layout(
     return expected
 
 
-def write_ilidsvid_layout(
-    root: str,
-    num_persons: int = 6,
-    person_numbers: Optional[Sequence[int]] = None,
-    size: Tuple[int, int] = (16, 8)
-) -> Dict[str, np.ndarray]:
+def write_ilidsvid_layout(root: str,
+                          num_persons: int = 6,
+                          person_numbers: Optional[Sequence[int]] = None,
+                          size: Tuple[int, int] = (16, 8),
+                          min_frames: int = 3) -> Dict[str, np.ndarray]:
     """Write an iLIDS-VID-like release.
 
     Person folders ``personNNN`` (numbers with gaps, as in the release) in
-    ``cam1`` and ``cam2``; person i has ``3 + i`` frames in cam1 and
-    ``4 + i`` in cam2, named ``camC_personNNN_FFFFF.png``. ``ls_set`` has 10
-    rows, row r a permutation of 1..num_persons drawn with seed r.
+    ``cam1`` and ``cam2``; person i has ``min_frames + i`` frames in cam1
+    and ``min_frames + 1 + i`` in cam2, named ``camC_personNNN_FFFFF.png``.
+    ``ls_set`` has 10 rows, row r a permutation of 1..num_persons drawn
+    with seed r.
 
     Args:
         root (str): The data root to create.
@@ -118,6 +118,8 @@ def write_ilidsvid_layout(
         person_numbers (Sequence[int], optional): Folder numbers. Defaults
             to 1, 3, 4, 7, ... (gaps included).
         size (tuple[int, int]): Frame (h, w). Defaults to (16, 8).
+        min_frames (int): Frames of the first person in cam1. Defaults
+            to 3.
 
     Returns:
         dict: ``numbers`` (folder numbers in sorted order) and ``ls_set``.
@@ -126,7 +128,7 @@ def write_ilidsvid_layout(
                    or [1 + 2 * i - i // 2 for i in range(num_persons)])
     seq = osp.join(root, 'i-LIDS-VID', 'sequences')
     for i, number in enumerate(numbers):
-        for cam, length in ((1, 3 + i), (2, 4 + i)):
+        for cam, length in ((1, min_frames + i), (2, min_frames + 1 + i)):
             person = f'person{number:03d}'
             _write_frames(
                 osp.join(seq, f'cam{cam}', person), [

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from typing import Sequence
 
-from mmtfclip.datasets.synthetic import make_synthetic_mars
+from mmtfclip.utils.synthetic import make_synthetic_mars
 
 # configs/tfclip_demo.py sized for write_tiny_synthetic_mars's data.
 TINY_DEMO_OPTIONS = ['model.head.num_classes=8', 'model.backbone.num_cams=2']
