@@ -284,8 +284,8 @@ def evaluate_rank_per_query(distmat, q_pids, g_pids, q_camids,
         thresholds = np.sort(
             np.where(is_match, values, np.inf), axis=1)[:, :num_match.max()]
         same_values = np.where(present, values, np.inf)
-        same_closer = (same_values[:, None, :] <= thresholds[:, :,
-                                                             None]).sum(axis=2)
+        same_closer = np.sum(
+            same_values[:, None, :] <= thresholds[..., None], axis=2)
         others_closer = _closer_counts(distmat, rows, thresholds) - same_closer
 
         k = np.arange(thresholds.shape[1])
