@@ -42,7 +42,15 @@ def test_small_run_is_identical(tool, tmp_path, capsys):
     with mock.patch.object(sys, 'argv', argv):
         tool.main()
     report = json.loads(out.read_text())
-    assert report['evaluate_rank']['identical'] is True
+    # One benchmark per noise level of the default: trained-like and
+    # almost random rankings.
+    assert [r['noise'] for r in report['evaluate_rank']] == [1.4, 4.0]
+    for rank in report['evaluate_rank']:
+        assert rank['float64_equal_to_1e_9'] is True
+        assert rank['float32']['cmc_equal'] is True
+        assert rank['num_gallery'] == 400
+    # The trained-like ranking is far better than the random one.
+    assert report['evaluate_rank'][0]['mAP'] > report['evaluate_rank'][1][
+        'mAP']
     assert report['re_ranking']['identical'] is True
-    assert report['evaluate_rank']['num_gallery'] == 400
     assert '"speedup"' in capsys.readouterr().out

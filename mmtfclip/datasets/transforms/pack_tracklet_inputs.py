@@ -41,16 +41,19 @@ class PackTrackletInputs(BaseTransform):
 
     Args:
         meta_keys (Sequence[str]): Keys copied into the metainfo when
-            present. Defaults to ``('tracklet_id', 'split', 'sample_idx',
-            'frame_inds', 'clip_len', 'num_clips', 'img_shape', 'ori_shape',
-            'flip')``.
+            present (``sample_mode``, ``clip_len`` and ``num_clips`` let
+            the metric's evaluation line name the frame sampling).
+            Defaults to ``('tracklet_id', 'split', 'sample_idx',
+            'frame_inds', 'sample_mode', 'clip_len', 'num_clips',
+            'img_shape', 'ori_shape', 'flip')``.
     """
 
     def __init__(
         self,
         meta_keys: Sequence[str] = ('tracklet_id', 'split', 'sample_idx',
-                                    'frame_inds', 'clip_len', 'num_clips',
-                                    'img_shape', 'ori_shape', 'flip')
+                                    'frame_inds', 'sample_mode', 'clip_len',
+                                    'num_clips', 'img_shape', 'ori_shape',
+                                    'flip')
     ) -> None:
         self.meta_keys = tuple(meta_keys)
 

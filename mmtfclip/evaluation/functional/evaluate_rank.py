@@ -1,41 +1,63 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
-"""CMC and mAP of a query-gallery distance matrix, vectorised over queries.
+"""CMC, mAP and mINP of a query-gallery distance matrix, by counting.
 
-The numbers are those of the standard per-query evaluation of person ReID
-(the Market-1501 / MARS rule used by torchreid, CLIP-ReID and TF-CLIP): for
-each query, the gallery is ranked by ``np.argsort`` of its row, gallery
-samples of the same identity *and* the same camera are discarded, the CMC
-curve is 1 from the first true match on, and AP is the mean of the precision
-at each true match. Queries without any true match are left out.
+The protocol is the standard one of person ReID (the Market-1501 / MARS
+rule of torchreid, fast-reid, CLIP-ReID and TF-CLIP): gallery entries with
+the query's identity *and* camera are discarded, the other entries of the
+query's identity are its true matches, a query without any is skipped.
 
-Instead of an ``np.argsort`` of every row and a Python loop over the
-queries, the position of each true match is *counted*, chunk by chunk of
-queries: only the gallery entries no farther than a query's farthest true
-match can come before one of its matches, so those are gathered and sorted
-(values only; a small fraction of the row for a trained model, the whole row
-sorted for a weak one), and a match's position is the number of them below
-it, less the same-identity entries among them. Whenever the order of matches
-and non-matches is determined by the values, this is the position
-``np.argsort`` gives. A row where a true match ties in value with a
-non-match, or where a true match is NaN (the result then depends on
-``np.argsort``'s order among equal values), is ranked with ``np.argsort``
-exactly as the standard loop does.
-
-AP is summed as the standard code sums it: ``numpy``'s pairwise sum of a
-float64 row with the precision at each true match and zeros elsewhere. The
-rows are laid out the same way and reduced by the same ``sum``, cut to the
-prefix that provably sums the same (see :func:`_summed_length`), so the
-numbers are equal bit for bit, not only to rounding; the tests check it
-against a plain loop, including rows longer than numpy's summation blocks.
+No row is ranked. The position of a true match in its query's ranking is
+the number of kept gallery entries ranked before it, and that is a count:
+the other true matches closer than it, plus the entries of *other*
+identities at a distance no greater than it (:func:`evaluate_rank_per_query`
+says why this is also the tie rule). Each count is either a comparison of
+the row with the query's few true-match distances or, for a query with many
+true matches, a ``searchsorted`` of those distances in the sorted row.
 """
 import logging
-from typing import Optional, Tuple
+from typing import NamedTuple, Tuple, Union
 
 import numpy as np
 from mmengine.logging import print_log
 
+# Queries evaluated at once.
+_CHUNK_SIZE = 64
+# Up to this many true matches, comparing the row with each of them is
+# cheaper than sorting it (numpy 2.4, AVX-512: a comparison pass over a row
+# costs about a twentieth of its sort; measured break-even 16-32).
+_MAX_COMPARE_PASSES = 20
 
-def _as_1d(values, name: str, length: Optional[int] = None) -> np.ndarray:
+
+def valid_gallery_mask(q_pids, g_pids, q_camids, g_camids) -> np.ndarray:
+    """Which gallery entries count for which query: the same-id camera rule.
+
+    A gallery entry with the query's identity *and* the query's camera is
+    discarded (with the query-in-gallery protocol, that is the query itself
+    too); every other entry is kept, as a true match (same identity) or a
+    non-match. This is the one place the rule is written.
+
+    The query arrays broadcast against the gallery arrays with a gallery
+    axis appended: 1-D queries and 1-D gallery give ``[num_query,
+    num_gallery]``; scalars for one query give ``[num_gallery]``; queries of
+    shape ``[c]`` against gallery labels gathered per query, ``[c, w]``,
+    give ``[c, w]``.
+
+    Args:
+        q_pids (array-like): Identity of each query.
+        g_pids (array-like): Identity of each gallery entry.
+        q_camids (array-like): Camera of each query.
+        g_camids (array-like): Camera of each gallery entry.
+
+    Returns:
+        np.ndarray: bool, True where the gallery entry is kept.
+    """
+    q_pids = np.asarray(q_pids)[..., None]
+    q_camids = np.asarray(q_camids)[..., None]
+    return ~((np.asarray(g_pids) == q_pids) &
+             (np.asarray(g_camids) == q_camids))
+
+
+def _as_1d(values, name: str, length=None) -> np.ndarray:
     """Check that ``values`` is 1-D, with ``length`` items when given."""
     array = np.asarray(values)
     if array.ndim != 1 or (length is not None and array.shape[0] != length):
@@ -45,12 +67,29 @@ def _as_1d(values, name: str, length: Optional[int] = None) -> np.ndarray:
     return array
 
 
-def _check_distmat(distmat) -> Tuple[np.ndarray, np.dtype]:
-    """Validate the distance matrix; pick the dtype to count ranks in.
+def _check_labels(q_pids, g_pids, q_camids, g_camids, shape=None):
+    """The four label arrays, 1-D and of matching lengths."""
+    num_q = None if shape is None else shape[0]
+    num_g = None if shape is None else shape[1]
+    q_pids = _as_1d(q_pids, 'q_pids', num_q)
+    g_pids = _as_1d(g_pids, 'g_pids', num_g)
+    q_camids = _as_1d(q_camids, 'q_camids', len(q_pids))
+    g_camids = _as_1d(g_camids, 'g_camids', len(g_pids))
+    return q_pids, g_pids, q_camids, g_camids
 
-    float16 is counted in float32 and integers in int64: both keep every
-    value, so the order and the ties are those of the input. Rows ranked
-    with ``np.argsort`` use the input dtype, whose tie order may differ.
+
+def _first(indices: np.ndarray, limit: int = 5) -> str:
+    """The first few indices of a list, for messages."""
+    shown = ', '.join(str(i) for i in indices[:limit])
+    return shown + (', ...' if len(indices) > limit else '')
+
+
+def _check_distmat(distmat) -> np.ndarray:
+    """Validate the distances; return them in a float dtype that holds them.
+
+    float16 and small integers are widened to float32, 32- and 64-bit
+    integers to float64 (exact up to 2**53): the order and the ties are
+    those of the input.
     """
     distmat = np.asarray(distmat)
     if distmat.ndim != 2:
@@ -59,22 +98,216 @@ def _check_distmat(distmat) -> Tuple[np.ndarray, np.dtype]:
     if distmat.shape[0] == 0 or distmat.shape[1] == 0:
         raise ValueError('distmat is empty: there must be at least one query '
                          f'and one gallery sample, got {distmat.shape}')
-    if distmat.dtype in (np.float32, np.float64):
-        return distmat, distmat.dtype
-    if distmat.dtype == np.float16:
-        return distmat, np.dtype(np.float32)
-    if np.issubdtype(distmat.dtype, np.integer):
-        return distmat, np.dtype(np.int64)
-    raise TypeError('distmat must hold real numbers (float or int), got '
-                    f'dtype {distmat.dtype}')
+    if not (np.issubdtype(distmat.dtype, np.floating)
+            or np.issubdtype(distmat.dtype, np.integer)):
+        raise TypeError('distmat must hold real numbers (float or int), got '
+                        f'dtype {distmat.dtype}')
+    work = distmat.astype(
+        np.promote_types(distmat.dtype, np.float32), copy=False)
+    # One reduction finds the common case (all finite) fast; a sum that
+    # overflows is re-checked entry by entry.
+    if not np.isfinite(work.sum()):
+        finite = np.isfinite(work)
+        bad_rows = np.flatnonzero(~finite.all(axis=1))
+        if bad_rows.size:
+            bad_cols = np.flatnonzero(~finite.all(axis=0))
+            raise ValueError(
+                f'distmat holds {int((~finite).sum())} NaN or infinite '
+                f'distances, in {bad_rows.size} of {distmat.shape[0]} query '
+                f'rows (queries {_first(bad_rows)}) and {bad_cols.size} of '
+                f'{distmat.shape[1]} gallery columns (gallery entries '
+                f'{_first(bad_cols)}): the features they come from are '
+                'broken; no CMC or mAP is computed from them')
+    if np.issubdtype(distmat.dtype, np.integer) and distmat.itemsize == 8:
+        if max(abs(int(distmat.min())), abs(int(distmat.max()))) > 2**53:
+            raise ValueError('distmat holds integers beyond 2**53, which '
+                             'cannot be compared exactly as floats')
+    return work
+
+
+class PerQueryRank(NamedTuple):
+    """The ranking of each query's true matches, summarised.
+
+    Attributes:
+        ap (np.ndarray): float64 ``[num_query]`` average precision, NaN for
+            a query without a true match.
+        inp (np.ndarray): float64 ``[num_query]`` inverse negative penalty
+            (true matches / 1-based position of the last one), NaN for a
+            query without a true match.
+        first_match (np.ndarray): int64 ``[num_query]`` 0-based position of
+            the first true match among the kept gallery entries, -1 for a
+            query without a true match.
+        num_matches (np.ndarray): int64 ``[num_query]`` true matches.
+    """
+    ap: np.ndarray
+    inp: np.ndarray
+    first_match: np.ndarray
+    num_matches: np.ndarray
+
+
+def _closer_counts(distmat: np.ndarray, rows: np.ndarray,
+                   thresholds: np.ndarray) -> np.ndarray:
+    """How many entries of each row are ``<=`` each of the row's thresholds.
+
+    Args:
+        distmat (np.ndarray): ``[num_query, num_gallery]`` distances.
+        rows (np.ndarray): ``[c]`` rows of ``distmat`` to count in.
+        thresholds (np.ndarray): ``[c, m]`` values, ascending in each row.
+
+    Returns:
+        np.ndarray: int64 ``[c, m]`` counts.
+    """
+    num_rows, width = thresholds.shape
+    num_g = distmat.shape[1]
+    if width <= _MAX_COMPARE_PASSES:
+        # One row at a time, its comparisons in a buffer that stays in the
+        # cache; summing the bytes in 16 bits is about 2.5x faster than
+        # np.count_nonzero along an axis.
+        closer = np.empty((width, num_g), dtype=bool)
+        count_dtype = np.uint16 if num_g < 1 << 16 else np.int64
+        counts = np.empty((num_rows, width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            np.less_equal(distmat[row], thresholds[i, :, None], out=closer)
+            counts[i] = np.add.reduce(
+                closer.view(np.uint8), axis=1, dtype=count_dtype)
+        return counts
+    sorted_rows = distmat[rows]  # a copy: rows is an index array
+    sorted_rows.sort(axis=1)
+    return np.stack([
+        np.searchsorted(row, values, side='right')
+        for row, values in zip(sorted_rows, thresholds)
+    ])
+
+
+class _SameIdentity:
+    """Each query's same-identity gallery entries and its true matches.
+
+    The gallery is grouped by identity once, so that a query reads its own
+    identity's entries without scanning the gallery.
+    """
+
+    def __init__(self, q_pids, g_pids, q_camids, g_camids) -> None:
+        self.q_pids, self.q_camids = q_pids, q_camids
+        self.g_pids, self.g_camids = g_pids, g_camids
+        pids, codes = np.unique(g_pids, return_inverse=True)
+        if len(pids) == 0:
+            pids = np.zeros(1, dtype=g_pids.dtype)
+        self.by_pid = np.argsort(codes, kind='stable')
+        count = np.bincount(codes, minlength=len(pids))
+        code = np.minimum(np.searchsorted(pids, q_pids), len(pids) - 1)
+        self.count = np.where(pids[code] == q_pids, count[code], 0)
+        self.start = (np.cumsum(count) - count)[code]
+
+    def __call__(self, rows: np.ndarray):
+        """The entries of ``rows``' queries, padded to the longest.
+
+        Returns:
+            tuple: gallery indices ``[c, w]``, which of them are real
+            (``present``) and which are true matches (``is_match``).
+        """
+        offset = np.arange(max(int(self.count[rows].max()), 1))
+        present = offset < self.count[rows, None]
+        same = self.by_pid[np.where(present, self.start[rows, None] + offset,
+                                    0)]
+        is_match = present & valid_gallery_mask(
+            self.q_pids[rows], self.g_pids[same], self.q_camids[rows],
+            self.g_camids[same])
+        return same, present, is_match
+
+    def num_matches(self) -> np.ndarray:
+        """The number of true matches of every query."""
+        counts = np.zeros(len(self.q_pids), dtype=np.int64)
+        if len(self.g_pids) == 0:
+            return counts
+        for start in range(0, len(counts), 256):
+            rows = np.arange(start, min(start + 256, len(counts)))
+            counts[rows] = self(rows)[2].sum(axis=1)
+        return counts
+
+
+def evaluate_rank_per_query(distmat, q_pids, g_pids, q_camids,
+                            g_camids) -> PerQueryRank:
+    """AP, INP and first-match position of each query, by counting.
+
+    For each query, the gallery entries with its identity and camera are
+    discarded (:func:`valid_gallery_mask`) and the remaining ones of its
+    identity are its true matches, with distances ``t_1 <= ... <= t_m``.
+    The 0-based position of the k-th true match among the kept entries is
+
+        ``(k - 1) + #{entries of another identity with distance <= t_k}``.
+
+    **Tie rule**: an entry of another identity at exactly a true match's
+    distance is ranked before it (the pessimistic order; tied true matches
+    take consecutive positions, which is the same for any order among
+    them). On distances without such ties this is the ranking of the
+    argsort-based loops (torchreid's ``eval_market1501``, fast-reid's
+    ``evaluate_rank``, the TF-CLIP authors' ``eval_func``,
+    ``utils/metrics.py`` line 28 of their code;
+    :func:`~mmtfclip.evaluation.functional.reference_evaluate_rank`); with
+    ties, those loops rank by ``np.argsort``'s order among equal values,
+    which is not defined, and may score higher, never lower.
+
+    AP is the mean over the true matches of ``k / (position_k + 1)``, INP
+    (fast-reid's) ``m / (position_m + 1)``.
+
+    The queries are taken 64 at a time, in the order of their number of
+    true matches, so that a chunk's queries need about as many counts each.
+
+    Args:
+        distmat (array-like): Finite distances ``[num_query, num_gallery]``,
+            float or int; smaller is closer.
+        q_pids (array-like): Identity of each query, ``[num_query]``.
+        g_pids (array-like): Identity of each gallery entry,
+            ``[num_gallery]``.
+        q_camids (array-like): Camera of each query, ``[num_query]``.
+        g_camids (array-like): Camera of each gallery entry,
+            ``[num_gallery]``.
+
+    Returns:
+        PerQueryRank: ``ap``, ``inp``, ``first_match``, ``num_matches``.
+    """
+    distmat = _check_distmat(distmat)
+    num_q = distmat.shape[0]
+    labels = _check_labels(q_pids, g_pids, q_camids, g_camids, distmat.shape)
+    same_identity = _SameIdentity(*labels)
+    num_matches = same_identity.num_matches()
+    result = PerQueryRank(
+        ap=np.full(num_q, np.nan),
+        inp=np.full(num_q, np.nan),
+        first_match=np.full(num_q, -1, dtype=np.int64),
+        num_matches=num_matches)
+    ranked = np.flatnonzero(num_matches)
+    ranked = ranked[np.argsort(num_matches[ranked], kind='stable')]
+    for start in range(0, len(ranked), _CHUNK_SIZE):
+        rows = ranked[start:start + _CHUNK_SIZE]
+        same, present, is_match = same_identity(rows)
+        num_match = num_matches[rows]
+        values = distmat[rows[:, None], same]
+        # The true-match distances ascending, +inf after the row's last.
+        thresholds = np.sort(
+            np.where(is_match, values, np.inf), axis=1)[:, :num_match.max()]
+        same_values = np.where(present, values, np.inf)
+        same_closer = np.sum(
+            same_values[:, None, :] <= thresholds[..., None], axis=2)
+        others_closer = _closer_counts(distmat, rows, thresholds) - same_closer
+
+        k = np.arange(thresholds.shape[1])
+        position = others_closer + k
+        precision = np.where(k < num_match[:, None],
+                             (k + 1) / (position + 1.0), 0.0)
+        last = position[np.arange(len(rows)), num_match - 1]
+        result.ap[rows] = precision.sum(axis=1) / num_match
+        result.inp[rows] = num_match / (last + 1.0)
+        result.first_match[rows] = position[:, 0]
+    return result
 
 
 def count_valid_matches(q_pids, g_pids, q_camids, g_camids) -> np.ndarray:
-    """Count, for each query, its gallery samples that count as true matches.
+    """Count, for each query, its gallery entries that are true matches.
 
-    A true match has the query's identity and was seen by another camera;
-    same-identity samples of the query's own camera are discarded by the
-    protocol. A query with no true match is skipped by :func:`evaluate_rank`.
+    A true match has the query's identity and is kept by
+    :func:`valid_gallery_mask`. A query with no true match is skipped by
+    :func:`evaluate_rank`.
 
     Args:
         q_pids (array-like): Identity of each query, shape ``[num_query]``.
@@ -87,285 +320,45 @@ def count_valid_matches(q_pids, g_pids, q_camids, g_camids) -> np.ndarray:
     Returns:
         np.ndarray: int64 array of shape ``[num_query]``.
     """
-    q_pids = _as_1d(q_pids, 'q_pids')
-    num_q = len(q_pids)
-    q_camids = _as_1d(q_camids, 'q_camids', num_q)
-    g_pids = _as_1d(g_pids, 'g_pids')
-    g_camids = _as_1d(g_camids, 'g_camids', len(g_pids))
-
-    _, pid_codes = np.unique(
-        np.concatenate([q_pids, g_pids]), return_inverse=True)
-    cams, cam_codes = np.unique(
-        np.concatenate([q_camids, g_camids]), return_inverse=True)
-    pid_codes = pid_codes.astype(np.int64)
-    pair_codes = pid_codes * len(cams) + cam_codes
-    q_pid, g_pid = pid_codes[:num_q], pid_codes[num_q:]
-    q_pair, g_pair = pair_codes[:num_q], pair_codes[num_q:]
-    same_pid = np.bincount(g_pid, minlength=pid_codes.max() + 1)[q_pid]
-    same_pid_cam = np.bincount(g_pair, minlength=pair_codes.max() + 1)[q_pair]
-    return same_pid - same_pid_cam
+    return _SameIdentity(
+        *_check_labels(q_pids, g_pids, q_camids, g_camids)).num_matches()
 
 
-def _count_below(table: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Row-wise ``np.searchsorted(side='left')``, vectorised over rows.
+def evaluate_rank(
+    distmat,
+    q_pids,
+    g_pids,
+    q_camids,
+    g_camids,
+    max_rank: int = 50,
+    return_minp: bool = False,
+    return_per_query: bool = False
+) -> Union[Tuple[np.ndarray, float], Tuple[np.ndarray, float, float], tuple]:
+    """Compute the CMC curve and mAP (and mINP) of a ReID ranking.
 
-    A branch-free bisection run on all rows at once: ``log2(n)`` steps over
-    the ``values`` only, whatever the number of rows.
+    The standard protocol (Market-1501 / MARS rule, as in torchreid,
+    fast-reid, CLIP-ReID and TF-CLIP), computed by counting, with the tie
+    rule of :func:`evaluate_rank_per_query`:
 
-    Args:
-        table (np.ndarray): ``[c, n]``, each row sorted ascending, ``n`` a
-            power of two (see :func:`_sorted_table`).
-        values (np.ndarray): ``[c, m]`` values to look up in their row.
-
-    Returns:
-        np.ndarray: For each value, how many entries of its row are smaller.
-    """
-    num_rows, length = table.shape
-    flat = table.ravel()
-    base = np.arange(num_rows)[:, None] * length
-    index = np.broadcast_to(base, values.shape).copy()
-    step = length >> 1
-    # Invariant: the entries before `index` are all smaller than the value;
-    # probing the last entry of the next `step` ones decides whether they
-    # are too.
-    while step:
-        index += step * (flat[index + (step - 1)] < values)
-        step >>= 1
-    return index - base + (flat[index] < values)
-
-
-def _sorted_table(rows: np.ndarray, pad: np.ndarray) -> np.ndarray:
-    """``rows`` sorted, in a table padded to a power-of-two width."""
-    length = rows.shape[1]
-    table = np.full((rows.shape[0], 1 << max(length - 1, 0).bit_length()),
-                    pad,
-                    dtype=rows.dtype)
-    table[:, :length] = rows
-    table[:, :length].sort(axis=1)
-    return table
-
-
-def _positions_by_counting(dist: np.ndarray, gal: np.ndarray,
-                           valid: np.ndarray, same_cam: np.ndarray):
-    """Positions of the true matches in each row's ranking, by counting.
-
-    Only the entries no farther than a row's farthest true match can be
-    ranked before one of its matches; they are gathered (a small fraction
-    of the row once a model ranks reasonably), sorted, and each match's
-    position is the number of them below it, less the same-identity ones.
-
-    Args:
-        dist (np.ndarray): Rows of the distance matrix, ``[c, num_gallery]``.
-        gal (np.ndarray): Gallery index of each same-identity entry of each
-            row, ``[c, m]`` (padding where ``valid`` is False).
-        valid (np.ndarray): Which entries of ``gal`` are real, ``[c, m]``.
-        same_cam (np.ndarray): Whether each entry shares the query's camera.
-
-    Returns:
-        tuple: ``positions`` ``[c, m]`` (0-based position of the k-th true
-        match in the ranked gallery without the discarded samples, valid for
-        ``k < num_matches``) and ``undecided`` ``[c]`` (rows whose order
-        depends on how ties or NaN are broken: rank them with argsort).
-    """
-    num_rows, width = gal.shape
-    values = np.take_along_axis(dist, gal, axis=1)
-    floating = np.issubdtype(dist.dtype, np.floating)
-    if floating:
-        pad, lowest = np.array([np.inf, -np.inf], dtype=dist.dtype)
-    else:
-        info = np.iinfo(dist.dtype)
-        pad, lowest = np.array([info.max, info.min], dtype=dist.dtype)
-    is_match = valid & ~same_cam
-    num_match = is_match.sum(axis=1)
-    column = np.arange(width)
-    real = column[None, :] < num_match[:, None]
-    # Padding sorts after every real value, so the first `num_match`
-    # thresholds are the true matches' distances in ascending order.
-    thresholds = np.sort(np.where(is_match, values, pad), axis=1)
-    # "<= t" is "< the next representable value"; a true match at the
-    # largest value (inf) has none: such rows, and those where a true match
-    # is NaN (argsort ranks NaN last, in its own order; the NaN, or the
-    # padding it pushes forward, is then among the first `num_match`),
-    # take the argsort path.
-    if floating:
-        upper = np.nextafter(thresholds, pad)
-        undecided = ((thresholds == pad) | (thresholds != thresholds)) & real
-    else:
-        upper = thresholds + 1
-        undecided = (thresholds == pad) & real
-    undecided = undecided.any(axis=1)
-    searched = np.concatenate([thresholds, upper], axis=1)
-
-    farthest = thresholds[np.arange(num_rows), np.maximum(num_match - 1, 0)]
-    farthest[(num_match == 0) | undecided] = lowest
-    near = dist <= farthest[:, None]
-    length = dist.shape[1]
-    if length < 1 << 15:
-        # Summing the bytes in int16 (it cannot overflow) is several times
-        # faster than np.count_nonzero along an axis.
-        num_near = np.add.reduce(near.view(np.uint8), axis=1, dtype=np.int16)
-    else:
-        num_near = np.count_nonzero(near, axis=1)
-    counts = np.empty(searched.shape, dtype=np.int64)
-    # Rows whose farthest match is deep in the ranking (a weak model) are
-    # cheaper to sort whole than to gather.
-    dense = num_near > length // 8
-    if dense.any():
-        rows = np.flatnonzero(dense)
-        counts[rows] = _count_below(
-            _sorted_table(dist[rows], pad), searched[rows])
-        near[rows] = False
-    if not dense.all():
-        rows = np.flatnonzero(~dense)
-        count = num_near[rows].astype(np.int64)
-        near_row, near_col = np.divmod(np.flatnonzero(near), length)
-        # np.flatnonzero lists the entries row by row: an entry's column in
-        # `nearest` is its rank within its row.
-        rank = np.arange(near_row.size) - np.repeat(
-            np.cumsum(count) - count, count)
-        nearest = np.full((len(rows), max(int(count.max()), 1)), pad)
-        slot = np.repeat(np.arange(len(rows)), count)
-        nearest[slot, rank] = dist[near_row, near_col]
-        # Padding sorts after every entry and is never below a threshold.
-        counts[rows] = _count_below(
-            _sorted_table(nearest, pad), searched[rows])
-    below_all, upto_all = np.split(counts, 2, axis=1)
-    same_sorted = _sorted_table(np.where(valid, values, pad), pad)
-    below_same, upto_same = np.split(
-        _count_below(same_sorted, searched), 2, axis=1)
-
-    # Same-identity entries are true matches or discarded; any other entry
-    # with exactly a true match's distance is a non-match tied with it, and
-    # argsort's tie order decides which comes first.
-    undecided |= ((upto_all - below_all > upto_same - below_same)
-                  & real).any(axis=1)
-    # Kept non-matches ranked before the k-th match, plus the k matches
-    # before it (tied matches are adjacent, in any order).
-    positions = below_all - below_same + column[None, :]
-    return positions, undecided
-
-
-def _positions_by_argsort(dist: np.ndarray, q_pids: np.ndarray,
-                          g_pids: np.ndarray, q_camids: np.ndarray,
-                          g_camids: np.ndarray, num_cols: int) -> np.ndarray:
-    """Positions of the true matches, ranking the rows with ``np.argsort``.
-
-    The standard rule, used for rows whose order depends on ties or NaN.
-
-    Returns:
-        np.ndarray: ``[c, num_cols]`` positions, valid for ``k < matches``.
-    """
-    order = np.argsort(dist, axis=1)
-    same = g_pids[order] == q_pids[:, None]
-    keep = ~(same & (g_camids[order] == q_camids[:, None]))
-    kept_position = np.cumsum(keep, axis=1) - 1
-    rows, cols = np.nonzero(same & keep)
-    nth = np.arange(rows.size) - np.searchsorted(rows, rows, side='left')
-    positions = np.zeros((dist.shape[0], num_cols), dtype=np.int64)
-    positions[rows, nth] = kept_position[rows, cols]
-    return positions
-
-
-def _summed_length(length: np.ndarray, last: np.ndarray) -> np.ndarray:
-    """Shortest prefix whose ``np.sum`` equals the whole row's, bit for bit.
-
-    ``numpy`` sums a contiguous float array pairwise: a row longer than 128
-    is split at ``n // 2`` rounded down to a multiple of 8 and the halves'
-    sums are added. When every non-zero lies in the first half, the second
-    half sums to exactly 0 and adding it changes nothing, so the row's sum
-    is the first half's; repeat while that holds.
-
-    Args:
-        length (np.ndarray): Length of each row.
-        last (np.ndarray): Index of each row's last non-zero.
-
-    Returns:
-        np.ndarray: The prefix length to sum for each row.
-    """
-    length = length.copy()
-    while True:
-        half = length // 2
-        half -= half % 8
-        shorter = (length > 128) & (last < half)
-        if not shorter.any():
-            return length
-        length[shorter] = half[shorter]
-
-
-def _sum_precisions(positions: np.ndarray, num_match: np.ndarray,
-                    num_kept: np.ndarray) -> np.ndarray:
-    """Sum the precision at each true match, as the standard loop does.
-
-    The standard code sums a float64 array with one entry per kept gallery
-    sample (the precision at true matches, 0 elsewhere). ``numpy`` sums
-    pairwise, so the rounding depends on the row's length and on where the
-    non-zeros sit: the rows are laid out exactly like that (cut to the
-    prefix that sums the same, see :func:`_summed_length`), grouped by
-    length, and reduced by the same ``sum``.
-
-    Args:
-        positions (np.ndarray): ``[c, m]`` positions of the true matches,
-            ascending in each row.
-        num_match (np.ndarray): ``[c]`` true matches per row (all > 0).
-        num_kept (np.ndarray): ``[c]`` gallery samples kept per row.
-
-    Returns:
-        np.ndarray: ``[c]`` float64 sums, in the order of the input rows.
-    """
-    last = positions[np.arange(len(num_match)), num_match - 1]
-    length = _summed_length(num_kept, last)
-    by_length = np.argsort(length, kind='stable')
-    positions = positions[by_length]
-    length = length[by_length]
-    column = np.arange(positions.shape[1])
-    rows, cols = np.nonzero(column[None, :] < num_match[by_length, None])
-    where = positions[rows, cols]
-    table = np.zeros((len(length), int(length.max())), dtype=np.float64)
-    # Precision at the k-th match, k = cols + 1, as the standard code
-    # computes it: (matches so far) / (1-based rank), in float64.
-    table[rows, where] = (cols + 1) / (where + 1.0)
-    sums = np.empty(len(length), dtype=np.float64)
-    starts = np.flatnonzero(np.r_[True, length[1:] != length[:-1]])
-    for start, end in zip(starts, np.r_[starts[1:], len(length)]):
-        sums[start:end] = table[start:end, :length[start]].sum(axis=1)
-    result = np.empty_like(sums)
-    result[by_length] = sums
-    return result
-
-
-def evaluate_rank(distmat,
-                  q_pids,
-                  g_pids,
-                  q_camids,
-                  g_camids,
-                  max_rank: int = 50,
-                  chunk_size: int = 128) -> Tuple[np.ndarray, float]:
-    """Compute the CMC curve and mAP of a ReID ranking.
-
-    The protocol and the numbers are those of the standard per-query loop
-    (Market-1501 / MARS rule, as in torchreid, CLIP-ReID and TF-CLIP):
-
-    - each row is ranked as ``np.argsort(distmat, axis=1)`` ranks it;
-    - gallery samples with the query's identity *and* camera are discarded
+    - gallery entries with the query's identity *and* camera are discarded
       (with the query-in-gallery protocol, that includes the query itself);
-    - true matches are the remaining gallery samples of the query's
-      identity; a query without any is skipped (counted and logged);
+    - true matches are the remaining entries of the query's identity; a
+      query without any is skipped (counted and logged);
     - CMC at rank ``r`` is the fraction of (kept) queries whose first true
       match is within the top ``r``; AP is the mean, over the true matches,
-      of the precision at each of them; mAP the mean AP over kept queries.
+      of the precision at each of them; mAP the mean AP over kept queries;
+      mINP (fast-reid's, Ye et al., TPAMI 2021) the mean over kept queries
+      of ``matches / position of the last match``.
 
-    Queries are processed ``chunk_size`` rows at a time, so the work memory
-    is at most about ``chunk_size * num_gallery * 13`` bytes (a mask, a
-    sorted copy of the rows, a float64 row sum) rather than the
-    ``num_query * num_gallery`` int64 index matrix of a full argsort
-    (193 MB at MARS size, 1,980 x 12,180). At that size it runs about 13x
-    faster than the per-query loop on a trained model's distances, about 4x
-    on an almost random ranking, which it sorts whole
-    (``tools/analysis_tools/benchmark_eval.py``; ``docs/benchmarks.md``).
+    On distances without ties between a true match and another identity it
+    equals the per-query loops to rounding (``reference_evaluate_rank``;
+    the tests and ``tools/analysis_tools/benchmark_eval.py`` check 1e-9).
+    Work memory is a few MB: 64 queries at a time.
 
     Args:
-        distmat (array-like): Distances ``[num_query, num_gallery]``, float
-            or int; smaller is closer.
+        distmat (array-like): Finite distances ``[num_query, num_gallery]``,
+            float or int; smaller is closer. NaN or infinite entries are
+            refused, naming the rows.
         q_pids (array-like): Identity of each query, ``[num_query]``.
         g_pids (array-like): Identity of each gallery sample,
             ``[num_gallery]``.
@@ -374,23 +367,22 @@ def evaluate_rank(distmat,
             ``[num_gallery]``.
         max_rank (int): Length of the CMC curve; cut to ``num_gallery`` (with
             a note in the log) when the gallery is smaller. Defaults to 50.
-        chunk_size (int): Queries processed at once. Defaults to 128.
+        return_minp (bool): Also return the mINP. Defaults to False.
+        return_per_query (bool): Also return each query's AP, INP and first
+            match, the :class:`PerQueryRank` of
+            :func:`evaluate_rank_per_query`, last. Defaults to False.
 
     Returns:
-        tuple[np.ndarray, float]: The CMC curve (float32, ``[max_rank]``,
-        fractions in [0, 1]) and the mAP (a fraction in [0, 1]).
+        tuple: The CMC curve (float32, ``[max_rank]``, fractions in [0, 1])
+        and the mAP (a fraction in [0, 1]); then, when asked, the mINP (a
+        fraction) and the :class:`PerQueryRank`.
     """
-    distmat, count_dtype = _check_distmat(distmat)
-    num_q, num_g = distmat.shape
-    q_pids = _as_1d(q_pids, 'q_pids', num_q)
-    g_pids = _as_1d(g_pids, 'g_pids', num_g)
-    q_camids = _as_1d(q_camids, 'q_camids', num_q)
-    g_camids = _as_1d(g_camids, 'g_camids', num_g)
     if int(max_rank) < 1:
         raise ValueError(f'max_rank must be >= 1, got {max_rank}')
-    if int(chunk_size) < 1:
-        raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
-    max_rank, chunk_size = int(max_rank), int(chunk_size)
+    per_query = evaluate_rank_per_query(distmat, q_pids, g_pids, q_camids,
+                                        g_camids)
+    num_q, num_g = np.shape(distmat)
+    max_rank = int(max_rank)
     if num_g < max_rank:
         print_log(
             f'Note: the gallery has only {num_g} samples; the CMC curve is '
@@ -398,8 +390,8 @@ def evaluate_rank(distmat,
             logger='current')
         max_rank = num_g
 
-    num_valid = count_valid_matches(q_pids, g_pids, q_camids, g_camids)
-    num_skipped = int((num_valid == 0).sum())
+    kept = per_query.num_matches > 0
+    num_skipped = num_q - int(kept.sum())
     if num_skipped == num_q:
         raise ValueError(
             f'None of the {num_q} queries has a true match in the gallery '
@@ -412,52 +404,12 @@ def evaluate_rank(distmat,
             'CMC and mAP, as in the standard evaluation.',
             logger='current',
             level=logging.WARNING)
-
-    # Gallery indices grouped by identity, so that each query reads its
-    # same-identity entries without scanning the gallery.
-    pids, g_codes = np.unique(g_pids, return_inverse=True)
-    by_pid = np.argsort(g_codes, kind='stable')
-    pid_count = np.bincount(g_codes, minlength=len(pids))
-    pid_start = np.cumsum(pid_count) - pid_count
-    q_code = np.minimum(np.searchsorted(pids, q_pids), len(pids) - 1)
-    known = pids[q_code] == q_pids
-    q_start = pid_start[q_code]
-    q_count = np.where(known, pid_count[q_code], 0)
-
-    first_hit_count = np.zeros(max_rank + 1, dtype=np.int64)
-    average_precisions = []
-    for start in range(0, num_q, chunk_size):
-        rows = slice(start, min(start + chunk_size, num_q))
-        dist = distmat[rows]
-        width = max(int(q_count[rows].max()), 1)
-        offset = np.arange(width)
-        valid = offset[None, :] < q_count[rows, None]
-        gal = by_pid[np.where(valid, q_start[rows, None] + offset, 0)]
-        same_cam = g_camids[gal] == q_camids[rows, None]
-        num_match = (valid & ~same_cam).sum(axis=1)
-        num_kept = num_g - (valid & same_cam).sum(axis=1)
-
-        positions, undecided = _positions_by_counting(
-            dist.astype(count_dtype, copy=False), gal, valid, same_cam)
-        if undecided.any():
-            redo = np.flatnonzero(undecided)
-            positions[redo] = _positions_by_argsort(dist[redo],
-                                                    q_pids[rows][redo], g_pids,
-                                                    q_camids[rows][redo],
-                                                    g_camids, width)
-
-        kept = num_match > 0
-        if not kept.any():
-            continue
-        first = positions[kept, 0]
-        first_hit_count += np.bincount(
-            np.minimum(first, max_rank), minlength=max_rank + 1)
-        sums = _sum_precisions(positions[kept], num_match[kept],
-                               num_kept[kept])
-        average_precisions.append(sums / num_match[kept])
-
-    num_kept_queries = num_q - num_skipped
-    cmc = np.cumsum(first_hit_count[:max_rank]).astype(np.float32)
-    cmc = cmc / float(num_kept_queries)
-    mean_ap = float(np.mean(np.concatenate(average_precisions)))
-    return cmc, mean_ap
+    first = np.minimum(per_query.first_match[kept], max_rank)
+    hits = np.bincount(first, minlength=max_rank + 1)[:max_rank]
+    cmc = np.cumsum(hits).astype(np.float32) / float(kept.sum())
+    results = (cmc, float(np.mean(per_query.ap[kept])))
+    if return_minp:
+        results += (float(np.mean(per_query.inp[kept])), )
+    if return_per_query:
+        results += (per_query, )
+    return results

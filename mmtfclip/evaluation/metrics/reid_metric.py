@@ -12,8 +12,8 @@ from mmengine.structures import BaseDataElement
 from mmengine.utils import mkdir_or_exist
 
 from mmtfclip.registry import METRICS
-from ..functional import (compute_distance_matrix, count_valid_matches,
-                          evaluate_rank, re_ranking)
+from ..functional import (PerQueryRank, compute_distance_matrix, evaluate_rank,
+                          re_ranking)
 from ..functional.distance import DISTANCE_METRICS
 
 SPLITS = ('query', 'gallery')
@@ -68,6 +68,22 @@ def _single_int(value: Any, key: str, where: str) -> int:
     return int(array.reshape(()))
 
 
+def _check_finite(features: torch.Tensor, results: List[dict],
+                  splits: np.ndarray) -> None:
+    """Refuse embeddings holding NaN or inf, naming how many and which."""
+    finite = torch.isfinite(features).all(dim=1).numpy()
+    if finite.all():
+        return
+    bad = np.flatnonzero(~finite)
+    num_query = int((splits[bad] == 'query').sum())
+    shown = '; '.join(_describe(results[i], int(i)) for i in bad[:3])
+    raise ValueError(
+        f'ReIDMetric: {len(bad)} of {len(results)} tracklet embeddings hold '
+        f'NaN or inf ({num_query} queries, {len(bad) - num_query} gallery '
+        f'tracklets), e.g. {shown}{"; ..." if len(bad) > 3 else ""}. The '
+        'model produced broken features; no metric is computed from them')
+
+
 def _sampling(results: List[dict]) -> str:
     """Describe the frame sampling from what the data samples recorded."""
     modes = sorted(
@@ -106,10 +122,18 @@ class ReIDMetric(BaseMetric):
       any other.
     - ``False`` (torchreid's): the gallery is the gallery split only.
 
-    The metrics are percentages (rounded to 1e-4): ``mAP`` and ``rank{k}``
-    for each ``k`` in ``topk``, reported as ``reid/mAP``, ``reid/rank1``,
-    ... with the default prefix. Each evaluation logs its protocol next to
-    the numbers.
+    The metrics are percentages (rounded to 1e-4): ``mAP``, ``mINP``
+    (fast-reid's mean inverse negative penalty), ``rank{k}`` for each ``k``
+    in ``topk``, and ``mAP+rank1``, the sum of mAP and rank-1, by which the
+    TF-CLIP authors pick their best epoch; reported as ``reid/mAP``,
+    ``reid/mINP``, ``reid/rank1``, ..., ``reid/mAP+rank1`` with the default
+    prefix. Each evaluation logs its protocol (including the frame
+    sampling, e.g. ``dense`` or ``rrs``) next to the numbers.
+
+    Embeddings that hold NaN or inf are refused, naming how many and which
+    tracklets; distances that do (e.g. overflowing raw features) are
+    refused by :func:`~mmtfclip.evaluation.functional.evaluate_rank`,
+    naming the query rows and gallery columns.
 
     Args:
         dist_metric (str): ``'euclidean'`` (squared euclidean distance, the
@@ -133,8 +157,11 @@ class ReIDMetric(BaseMetric):
             (as compared, i.e. normalised if ``feat_norm``), ``pids``,
             ``camids``, ``splits``, ``query_index`` and ``gallery_index``
             (rows of the embeddings that make the queries and the gallery),
-            the final ``distmat`` ``[num_query, num_gallery]``, the protocol
-            (JSON text), and the ``tracklet_ids`` and frame paths
+            the final ``distmat`` ``[num_query, num_gallery]``, each query's
+            ``query_ap``, ``query_inp`` (fractions, NaN for a query without
+            a true match), ``query_first_match`` (0-based position of its
+            first true match, -1 for none) and ``query_num_matches``, the
+            protocol (JSON text), and the ``tracklet_ids`` and frame paths
             (``frame_paths`` concatenated, ``frame_path_offsets``) when every
             sample carries them. It loads without pickle. Defaults to None.
         collect_device (str): Device to gather results across ranks on,
@@ -239,7 +266,8 @@ class ReIDMetric(BaseMetric):
             results (list[dict]): What :meth:`process` kept, all ranks.
 
         Returns:
-            dict: ``mAP`` and ``rank{k}`` in percent.
+            dict: ``mAP``, ``mINP``, ``rank{k}`` and ``mAP+rank1`` in
+            percent.
         """
         if not results:
             raise ValueError('ReIDMetric: no data samples were processed')
@@ -251,6 +279,7 @@ class ReIDMetric(BaseMetric):
         pids = np.array([r['pid'] for r in results], dtype=np.int64)
         camids = np.array([r['camid'] for r in results], dtype=np.int64)
         splits = np.array([r['split'] for r in results])
+        _check_finite(features, results, splits)
         query_index = np.flatnonzero(splits == 'query')
         if query_index.size == 0:
             raise ValueError('ReIDMetric: no query samples: the test set must '
@@ -272,22 +301,27 @@ class ReIDMetric(BaseMetric):
         q_pids, g_pids = pids[query_index], pids[gallery_index]
         q_camids, g_camids = camids[query_index], camids[gallery_index]
 
-        cmc, mean_ap = evaluate_rank(
+        cmc, mean_ap, mean_inp, per_query = evaluate_rank(
             distmat,
             q_pids,
             g_pids,
             q_camids,
             g_camids,
-            max_rank=max(self.topk))
-        num_no_match = int((count_valid_matches(q_pids, g_pids, q_camids,
-                                                g_camids) == 0).sum())
+            max_rank=max(self.topk),
+            return_minp=True,
+            return_per_query=True)
+        num_no_match = int((per_query.num_matches == 0).sum())
         # Percentages rounded to 1e-4: the float32 CMC would otherwise print
         # as 69.9999988 for 70 %.
-        metrics = {'mAP': round(float(mean_ap) * 100, 4)}
+        metrics = {
+            'mAP': round(mean_ap * 100, 4),
+            'mINP': round(mean_inp * 100, 4)
+        }
         for k in self.topk:
             # A gallery smaller than k: every gallery entry is within rank k.
             metrics[f'rank{k}'] = round(
                 float(cmc[min(k, len(cmc)) - 1]) * 100, 4)
+        metrics['mAP+rank1'] = round((mean_ap + float(cmc[0])) * 100, 4)
 
         protocol = self._protocol(
             len(query_index), len(gallery_index), num_no_match,
@@ -299,7 +333,7 @@ class ReIDMetric(BaseMetric):
             logger='current')
         if self.dump_path is not None:
             self._dump(features, pids, camids, splits, query_index,
-                       gallery_index, distmat, results, protocol)
+                       gallery_index, distmat, per_query, results, protocol)
         return metrics
 
     def _distances(self, query: torch.Tensor,
@@ -359,7 +393,8 @@ class ReIDMetric(BaseMetric):
     def _dump(self, features: torch.Tensor, pids: np.ndarray,
               camids: np.ndarray, splits: np.ndarray, query_index: np.ndarray,
               gallery_index: np.ndarray, distmat: np.ndarray,
-              results: List[dict], protocol: dict) -> None:
+              per_query: PerQueryRank, results: List[dict],
+              protocol: dict) -> None:
         """Write the evaluation's inputs and distances to ``dump_path``."""
         arrays = dict(
             features=features.numpy().astype(np.float32),
@@ -369,6 +404,10 @@ class ReIDMetric(BaseMetric):
             query_index=query_index.astype(np.int64),
             gallery_index=gallery_index.astype(np.int64),
             distmat=np.asarray(distmat, dtype=np.float32),
+            query_ap=per_query.ap,
+            query_inp=per_query.inp,
+            query_first_match=per_query.first_match,
+            query_num_matches=per_query.num_matches,
             protocol=np.array(json.dumps(protocol)))
         if all('tracklet_id' in r for r in results):
             arrays['tracklet_ids'] = np.array(

@@ -37,6 +37,8 @@ def test_single_clip():
     assert sample.camid.dim() == 0
     assert sample.frame_paths == ['p0.jpg', 'p1.jpg', 'p2.jpg', 'p3.jpg']
     assert sample.tracklet_id == 9 and sample.split == 'gallery'
+    # The sampling mode travels to the metric's evaluation line.
+    assert sample.sample_mode == 'rrs' and sample.clip_len == 4
 
 
 def test_dense_clips():

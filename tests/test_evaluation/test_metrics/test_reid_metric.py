@@ -8,9 +8,12 @@ import torch
 from mmengine.evaluator import Evaluator
 from mmpretrain.structures import DataSample
 
+from mmtfclip.datasets.transforms import PackTrackletInputs
 from mmtfclip.evaluation import ReIDMetric
 from mmtfclip.evaluation.functional import (compute_distance_matrix,
-                                            evaluate_rank, re_ranking)
+                                            evaluate_rank,
+                                            evaluate_rank_per_query,
+                                            re_ranking)
 from mmtfclip.registry import METRICS
 
 
@@ -48,9 +51,9 @@ def run(metric, samples):
 
 
 def test_hand_worked_both_protocols():
-    # Gallery only (torchreid): A ranks g0 (match) first: AP 1. B ranks
-    # g3 (match, d=1), g0 (81), g2 (90.25), g1 (match, 169): AP = (1 +
-    # 2/4) / 2 = 0.75. D has no true match and is skipped.
+    # Gallery only (torchreid): A ranks g0 (match) first: AP = INP = 1. B
+    # ranks g3 (match, d=1), g0 (81), g2 (90.25), g1 (match, 169): AP =
+    # (1 + 2/4) / 2 = 0.75, INP = 2/4. D has no true match and is skipped.
     metric = ReIDMetric(
         feat_norm=False, query_in_gallery=False, topk=(1, 2, 5))
     with mock.patch(
@@ -58,12 +61,15 @@ def test_hand_worked_both_protocols():
         result = run(metric, hand_samples())
     assert result == {
         'reid/mAP': 87.5,
+        'reid/mINP': 75.0,
         'reid/rank1': 100.0,
         'reid/rank2': 100.0,
-        'reid/rank5': 100.0
+        'reid/rank5': 100.0,
+        'reid/mAP+rank1': 187.5
     }
     message = log.call_args_list[0].args[0]
-    assert 'mAP 87.50' in message
+    assert 'mAP 87.50, mINP 75.00, rank1 100.00' in message
+    assert 'mAP+rank1 187.50' in message
     assert 'gallery tracklets only (query_in_gallery=False' in message
     assert '3 queries vs 4 gallery entries' in message
     assert '1 queries without a true match' in message
@@ -73,13 +79,15 @@ def test_hand_worked_both_protocols():
 
     # Queries in the gallery (MARS / TF-CLIP): each query discards itself;
     # A then sees B at 100 after its match, B sees A at 100 before g1:
-    # AP(B) = (1 + 2/5) / 2 = 0.7.
+    # AP(B) = (1 + 2/5) / 2 = 0.7, INP(B) = 2/5.
     metric = ReIDMetric(feat_norm=False, query_in_gallery=True, topk=(1, 2, 5))
     with mock.patch(
             'mmtfclip.evaluation.metrics.reid_metric.print_log') as log:
         result = run(metric, hand_samples())
     assert result['reid/mAP'] == 85.0
+    assert result['reid/mINP'] == 70.0
     assert result['reid/rank1'] == 100.0
+    assert result['reid/mAP+rank1'] == 185.0
     message = log.call_args_list[0].args[0]
     assert '3 queries vs 7 gallery entries' in message
     assert 'the query itself included, discarded' in message
@@ -114,9 +122,11 @@ def test_matches_the_functions_on_random_data():
         compute_distance_matrix(gallery, gallery, 'cosine').numpy(),
         k1=8,
         k2=3)
-    cmc, mean_ap = evaluate_rank(distmat, pids[:20], pids[20:], cams[:20],
-                                 cams[20:])
+    cmc, mean_ap, mean_inp = evaluate_rank(
+        distmat, pids[:20], pids[20:], cams[:20], cams[20:], return_minp=True)
     assert result['reid/mAP'] == round(mean_ap * 100, 4)
+    assert result['reid/mINP'] == round(mean_inp * 100, 4)
+    assert result['reid/mAP+rank1'] == round((mean_ap + cmc[0]) * 100, 4)
     assert result['reid/rank1'] == round(float(cmc[0]) * 100, 4)
     assert result['reid/rank5'] == round(float(cmc[4]) * 100, 4)
 
@@ -130,7 +140,8 @@ def test_evaluator_and_registry():
     metrics = evaluator.evaluate(7)
     assert metrics['reid/mAP'] == 87.5
     assert set(metrics) == {
-        'reid/mAP', 'reid/rank1', 'reid/rank5', 'reid/rank10', 'reid/rank20'
+        'reid/mAP', 'reid/mINP', 'reid/rank1', 'reid/rank5', 'reid/rank10',
+        'reid/rank20', 'reid/mAP+rank1'
     }
     assert isinstance(METRICS.build(dict(type='ReIDMetric')), ReIDMetric)
 
@@ -184,6 +195,52 @@ def test_dump(tmp_path):
     protocol = json.loads(str(dump['protocol']))
     assert protocol['query_in_gallery'] is True
     assert protocol['num_gallery'] == 6
+    # Per-query results, in the order of query_index.
+    per_query = evaluate_rank_per_query(dump['distmat'], [0, 1], dump['pids'],
+                                        [0, 1], dump['camids'])
+    np.testing.assert_array_equal(dump['query_ap'], per_query.ap)
+    np.testing.assert_array_equal(dump['query_inp'], per_query.inp)
+    np.testing.assert_array_equal(dump['query_first_match'],
+                                  per_query.first_match)
+    np.testing.assert_array_equal(dump['query_num_matches'], [2, 2])
+
+
+def test_dump_per_query_of_the_hand_worked_example(tmp_path):
+    path = tmp_path / 'hand.npz'
+    run(
+        ReIDMetric(
+            feat_norm=False, query_in_gallery=False, dump_path=str(path)),
+        hand_samples())
+    dump = np.load(path, allow_pickle=False)
+    # A, B, D of test_hand_worked_both_protocols; D has no true match.
+    np.testing.assert_allclose(dump['query_ap'], [1, 0.75, np.nan])
+    np.testing.assert_allclose(dump['query_inp'], [1, 0.5, np.nan])
+    np.testing.assert_array_equal(dump['query_first_match'], [0, 0, -1])
+    np.testing.assert_array_equal(dump['query_num_matches'], [1, 2, 0])
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf')])
+def test_non_finite_features_are_refused(bad):
+    samples = hand_samples()
+    samples[1].pred_feature = torch.tensor([bad, 0.0])
+    samples[4].pred_feature = torch.tensor([0.0, bad])
+    with pytest.raises(ValueError) as error:
+        run(ReIDMetric(), samples)
+    message = str(error.value)
+    assert ('2 of 7 tracklet embeddings hold NaN or inf (1 queries, 1 '
+            'gallery tracklets)') in message
+    assert "data sample 1, split 'query', tracklet_id 1" in message
+    assert "data sample 4, split 'gallery', tracklet_id 4" in message
+
+
+def test_non_finite_distances_are_refused():
+    # Finite features whose squared distances overflow float32.
+    samples = hand_samples()
+    samples[3].pred_feature = torch.tensor([3e38, 0.0])
+    with pytest.raises(
+            ValueError, match='NaN or infinite distances, in 3 '
+            'of 3 query rows'):
+        run(ReIDMetric(feat_norm=False, query_in_gallery=False), samples)
 
 
 def test_errors():
@@ -230,3 +287,28 @@ def test_sampling_in_the_protocol_line():
         run(ReIDMetric(), samples)
     assert ('sampling = dense, T=8, 1-3 clips per tracklet (mean 1.9)'
             in log.call_args_list[0].args[0])
+
+
+def test_packed_samples_name_their_sampling_mode():
+    # Through the real packing transform: the line says dense or rrs.
+    for mode in ('dense', 'rrs'):
+        samples = []
+        for i, sample in enumerate(hand_samples()):
+            packed = PackTrackletInputs()(dict(
+                imgs=np.zeros((4, 2, 2, 3), np.uint8),
+                frame_paths=[f'{i}/{j}.jpg' for j in range(4)],
+                frame_inds=np.arange(4),
+                pid=int(sample.gt_label),
+                camid=int(sample.camid),
+                split=sample.split,
+                tracklet_id=i,
+                sample_mode=mode,
+                clip_len=4,
+                num_clips=1))['data_samples']
+            packed.set_field(sample.pred_feature, 'pred_feature')
+            samples.append(packed)
+        with mock.patch(
+                'mmtfclip.evaluation.metrics.reid_metric.print_log') as log:
+            run(ReIDMetric(), samples)
+        assert (f'sampling = {mode}, T=4, 1-1 clips per tracklet'
+                in log.call_args_list[0].args[0])
