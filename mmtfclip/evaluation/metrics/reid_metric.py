@@ -288,6 +288,8 @@ class ReIDMetric(BaseMetric):
             # A gallery smaller than k: every gallery entry is within rank k.
             metrics[f'rank{k}'] = round(
                 float(cmc[min(k, len(cmc)) - 1]) * 100, 4)
+        # The authors' model-selection criterion (cmc[0] + mAP).
+        metrics['mAP+rank1'] = round((float(mean_ap) + float(cmc[0])) * 100, 4)
 
         protocol = self._protocol(
             len(query_index), len(gallery_index), num_no_match,
