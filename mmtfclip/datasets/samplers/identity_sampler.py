@@ -23,7 +23,8 @@ class IdentityBalancedSampler(Sampler):
     distinct identities and each rank takes its own contiguous slice of it,
     so all ranks run the same number of steps and the whole schedule depends
     only on the seed and the epoch (:meth:`set_epoch`), never on the rank
-    that computes it. Two modes say how big the global batch is:
+    that computes it. ``split_global_batch`` says how big the global batch
+    is:
 
     * ``split_global_batch=False`` (default): ``batch_size`` is per rank.
       A step draws ``P * world_size`` identities and each rank gets its own
@@ -37,19 +38,20 @@ class IdentityBalancedSampler(Sampler):
       the triplet loss must mine over all ranks (``TripletLoss(gather=
       True)``) and the BNNecks need SyncBN to keep the single-GPU recipe.
 
-    In both modes each identity's tracklets are shuffled and cut into
-    groups of K (the remainder is dropped); an identity with fewer than K
+    Whatever the settings, each identity's tracklets are shuffled and cut
+    into groups of K (the remainder is dropped); an identity with fewer than K
     tracklets gives one group drawn with replacement. ``mode`` says how the
     groups become steps:
 
     * ``mode='greedy'``: the TF-CLIP authors' ``RandomIdentitySampler``
       (``datasets/samplers.py``, torchreid's process). Each step draws the
-      step's identities uniformly without replacement among the identities
-      that have a group left and takes the next group of each; the epoch
-      ends as soon as fewer identities have groups left than a step needs,
-      and their groups are dropped. The number of steps varies a little
-      from epoch to epoch (on MARS usually a few below ``'longest'``'s);
-      ``len()`` gives the current epoch's exact count.
+      step's identities (P, or ``P * world_size`` without
+      ``split_global_batch``) uniformly without replacement among the
+      identities that have a group left and takes the next group of each;
+      the epoch ends as soon as fewer identities have groups left than a
+      step needs, and their groups are dropped. The number of steps varies
+      a little from epoch to epoch (on MARS usually a few below
+      ``'longest'``'s); ``len()`` gives the current epoch's exact count.
     * ``mode='longest'`` (default): the largest number of steps B for which
       the groups fill B steps of distinct identities, about ``sum(groups) /
       identities_per_step``; identities with more than B groups use B of
