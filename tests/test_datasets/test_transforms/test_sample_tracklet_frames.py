@@ -144,3 +144,34 @@ def test_bad_arguments_and_empty_tracklet():
     with pytest.raises(ValueError, match='tracklet 5'):
         SampleTrackletFrames()(dict(frame_paths=[], tracklet_id=5))
     assert 'dense' in repr(SampleTrackletFrames(mode='dense'))
+
+
+def test_mars_config_samples_the_authors_frames():
+    """configs/tfclip_mars.py: training rrs, validation rrs (first frame)
+    and dense testing pick the frames of the authors' loaders."""
+    import os.path as osp
+
+    from mmengine.config import Config
+
+    from mmtfclip.registry import TRANSFORMS
+    repo = osp.dirname(
+        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+    cfg = Config.fromfile(osp.join(repo, 'configs', 'tfclip_mars.py'))
+    train = TRANSFORMS.build(cfg.train_dataloader.dataset.pipeline[0])
+    val, test = (
+        TRANSFORMS.build(loader.dataset.datasets[0].pipeline[0])
+        for loader in (cfg.val_dataloader, cfg.test_dataloader))
+    t = cfg.clip_len
+    for num in range(1, 121):
+        results = dict(frame_paths=[f'{i}.jpg' for i in range(num)])
+        chunks = _authors_chunks(num, t)
+        np.random.seed(num)
+        pick = np.random.choice(chunks.shape[1], chunks.shape[0])
+        np.random.seed(num)
+        assert train(
+            dict(results))['frame_inds'].tolist() == chunks[np.arange(t),
+                                                            pick].tolist()
+        assert val(dict(results))['frame_inds'].tolist() == chunks[:,
+                                                                   0].tolist()
+        assert test(dict(results))['frame_inds'].reshape(
+            -1, t).tolist() == _authors_dense(num, t)
