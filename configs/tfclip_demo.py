@@ -80,7 +80,9 @@ custom_hooks = [
 ]
 
 # A randomly initialised encoder learns with a larger rate than the 5e-6
-# that fine-tunes CLIP; the shape of the schedule is the recipe's.
+# that fine-tunes CLIP; the shape of the schedule is the recipe's (a warm-up
+# from 0.1x reaching the full rate at epoch 5: LinearLR's end is one past).
+# The recipe's fp16 AmpOptimWrapper falls back to fp32 on the CPU.
 optim_wrapper = dict(optimizer=dict(lr=3e-4))
 max_epochs = 40
 param_scheduler = [
@@ -90,7 +92,7 @@ param_scheduler = [
         end_factor=1.0,
         by_epoch=True,
         begin=0,
-        end=5),
+        end=6),
     dict(
         type='MultiStepLR',
         milestones=[30],

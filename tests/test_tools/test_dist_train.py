@@ -137,12 +137,14 @@ def _run_two_ranks(tmp_path, data_root, overrides):
 
 def test_two_ranks_disjoint_identities_same_weights(tmp_path, data_root):
     # Per-rank batches (the default): 2 identities x 2 tracklets on each
-    # rank, 4 identities a step, 16 groups: 4 steps.
+    # rank, 4 identities a step, 16 groups: 4 steps with the longest
+    # schedule (the authors' greedy epoch may stop a step earlier).
     pids = _run_two_ranks(
         tmp_path, data_root, {
             'train_dataloader.batch_size': 4,
             'train_dataloader.sampler.batch_size': 4,
             'train_dataloader.sampler.num_instances': 2,
+            'train_dataloader.sampler.mode': 'longest',
         })
     assert len(pids[0]) == len(pids[1]) == 4
     for step0, step1 in zip(*pids):

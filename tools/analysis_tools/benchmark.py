@@ -155,6 +155,12 @@ def load_config(args: argparse.Namespace) -> Config:
         cfg.optim_wrapper.optimizer.fused = True
     if args.amp and args.task == 'train' and args.device.startswith('cuda'):
         enable_amp(cfg)
+    elif cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper':
+        # The recipe's fp16 AmpOptimWrapper would run on a GPU under the
+        # float32 label of a run without --amp: time fp32, as labelled.
+        cfg.optim_wrapper.type = 'OptimWrapper'
+        cfg.optim_wrapper.pop('dtype', None)
+        cfg.optim_wrapper.pop('loss_scale', None)
     return cfg
 
 

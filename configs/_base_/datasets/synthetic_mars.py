@@ -51,7 +51,10 @@ train_dataloader = dict(
     sampler=dict(
         type='IdentityBalancedSampler',
         batch_size=train_batch_size,
-        num_instances=4),
+        num_instances=4,
+        # The authors' epoch: P identities drawn among those with groups
+        # left until fewer than P remain.
+        mode='greedy'),
     dataset=dict(
         type=dataset_type,
         data_root=data_root,

@@ -23,7 +23,8 @@ class IdentityBalancedSampler(Sampler):
     distinct identities and each rank takes its own contiguous slice of it,
     so all ranks run the same number of steps and the whole schedule depends
     only on the seed and the epoch (:meth:`set_epoch`), never on the rank
-    that computes it. Two modes say how big the global batch is:
+    that computes it. ``split_global_batch`` says how big the global batch
+    is:
 
     * ``split_global_batch=False`` (default): ``batch_size`` is per rank.
       A step draws ``P * world_size`` identities and each rank gets its own
@@ -37,17 +38,33 @@ class IdentityBalancedSampler(Sampler):
       the triplet loss must mine over all ranks (``TripletLoss(gather=
       True)``) and the BNNecks need SyncBN to keep the single-GPU recipe.
 
-    Epoch length, as torchreid's ``RandomIdentitySampler`` defines it: each
-    identity's tracklets are shuffled and cut into groups of K (the
-    remainder is dropped); an identity with fewer than K tracklets gives one
-    group drawn with replacement. An epoch is the largest number of steps B
-    for which the groups fill B steps of distinct identities, about
-    ``sum(groups) / identities_per_step``; identities with more than B
-    groups use B of them (a random subset each epoch). Each rank yields
-    ``B * rank_batch_size`` indices, so the data loader (same batch size,
-    any ``drop_last``) runs exactly B iterations. Steps are drawn so that a
-    full schedule always exists: identities that must appear in every
-    remaining step are taken first, the rest uniformly.
+    Whatever the settings, each identity's tracklets are shuffled and cut
+    into groups of K (the remainder is dropped); an identity with fewer than K
+    tracklets gives one group drawn with replacement. ``mode`` says how the
+    groups become steps:
+
+    * ``mode='greedy'``: the TF-CLIP authors' ``RandomIdentitySampler``
+      (``datasets/samplers.py``, torchreid's process). Each step draws the
+      step's identities (P, or ``P * world_size`` without
+      ``split_global_batch``) uniformly without replacement among the
+      identities that have a group left and takes the next group of each;
+      the epoch ends as soon as fewer identities have groups left than a
+      step needs, and their groups are dropped. The number of steps varies
+      a little from epoch to epoch (on MARS usually a few below
+      ``'longest'``'s); ``len()`` gives the current epoch's exact count.
+    * ``mode='longest'`` (default): the largest number of steps B for which
+      the groups fill B steps of distinct identities, about ``sum(groups) /
+      identities_per_step``; identities with more than B groups use B of
+      them (a random subset each epoch). Steps are drawn so that a full
+      schedule always exists: identities that must appear in every
+      remaining step are taken first, the rest uniformly. Every epoch has B
+      steps.
+
+    Either way the schedule is drawn from a generator seeded with (seed,
+    epoch) alone, the same on every rank, so each rank yields
+    ``steps * rank_batch_size`` indices and the data loader (same batch
+    size, any ``drop_last``) runs exactly that many iterations on every
+    rank.
 
     Args:
         dataset (Dataset): A dataset whose items carry ``pid``.
@@ -61,14 +78,22 @@ class IdentityBalancedSampler(Sampler):
             default). Defaults to None (a seed synchronised across ranks).
         split_global_batch (bool): ``batch_size`` is the global batch,
             split across the ranks. Defaults to False.
+        mode (str): ``'greedy'`` (the authors' epoch) or ``'longest'``.
+            Defaults to ``'longest'``.
     """
+
+    MODES = ('greedy', 'longest')
 
     def __init__(self,
                  dataset: Dataset,
                  batch_size: int,
                  num_instances: int = 4,
                  seed: Optional[int] = None,
-                 split_global_batch: bool = False) -> None:
+                 split_global_batch: bool = False,
+                 mode: str = 'longest') -> None:
+        if mode not in self.MODES:
+            raise ValueError(f'IdentityBalancedSampler: mode must be one of '
+                             f'{self.MODES}, got {mode!r}')
         if num_instances < 1 or batch_size < 1:
             raise ValueError('batch_size and num_instances must be >= 1, got '
                              f'{batch_size} and {num_instances}')
@@ -88,6 +113,7 @@ class IdentityBalancedSampler(Sampler):
         self.batch_size = batch_size
         self.num_instances = num_instances
         self.split_global_batch = split_global_batch
+        self.mode = mode
         self.num_pids_per_batch = batch_size // num_instances
         if split_global_batch:
             self.global_batch_size = batch_size
@@ -115,7 +141,15 @@ class IdentityBalancedSampler(Sampler):
             max(len(idx), num_instances) // num_instances
             for idx in self.indices
         ])
-        self.num_steps = self._max_steps()
+        self._longest_steps = self._max_steps()
+        self._greedy_plan = None
+
+    @property
+    def num_steps(self) -> int:
+        """Steps of the current epoch."""
+        if self.mode == 'longest':
+            return self._longest_steps
+        return len(self._greedy()[0])
 
     def _max_steps(self) -> int:
         per_step = self.num_pids_per_step
@@ -138,11 +172,12 @@ class IdentityBalancedSampler(Sampler):
         """Identities of every step, ``[num_steps, identities per step]``,
         and the generator that then draws the groups."""
         rng = np.random.default_rng([self.seed, self.epoch])
-        left = np.minimum(self.groups, self.num_steps)
+        num_steps = self._longest_steps
+        left = np.minimum(self.groups, num_steps)
         per_step = self.num_pids_per_step
-        steps = np.empty((self.num_steps, per_step), dtype=np.int64)
-        for s in range(self.num_steps):
-            remaining = self.num_steps - s
+        steps = np.empty((num_steps, per_step), dtype=np.int64)
+        for s in range(num_steps):
+            remaining = num_steps - s
             slack = int(np.minimum(left, remaining).sum()) - \
                 remaining * per_step
             # Identities with a group for every remaining step: skipping
@@ -158,9 +193,33 @@ class IdentityBalancedSampler(Sampler):
             steps[s] = chosen
         return steps, rng
 
-    def __iter__(self) -> Iterator[int]:
-        steps, rng = self._schedule()
+    def _greedy(self) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+        """The authors' process for this epoch: the identities of every
+        step and the groups of every identity (cached per epoch)."""
+        if self._greedy_plan is not None and \
+                self._greedy_plan[0] == self.epoch:
+            return self._greedy_plan[1]
+        rng = np.random.default_rng([self.seed, self.epoch])
         groups = [self._groups_of(k, rng) for k in range(len(self.pids))]
+        left = self.groups.copy()
+        steps = []
+        while True:
+            available = np.flatnonzero(left > 0)
+            if len(available) < self.num_pids_per_step:
+                break
+            chosen = rng.choice(
+                available, size=self.num_pids_per_step, replace=False)
+            left[chosen] -= 1
+            steps.append(chosen)
+        self._greedy_plan = (self.epoch, (steps, groups))
+        return steps, groups
+
+    def __iter__(self) -> Iterator[int]:
+        if self.mode == 'greedy':
+            steps, groups = self._greedy()
+        else:
+            steps, rng = self._schedule()
+            groups = [self._groups_of(k, rng) for k in range(len(self.pids))]
         used = np.zeros(len(self.pids), dtype=np.int64)
         first = self.rank * self.rank_batch_size
         out = []

@@ -12,14 +12,24 @@ class SampleTrackletFrames(BaseTransform):
     Modes, for a tracklet of ``n`` frames and ``clip_len`` = T:
 
     - ``'rrs'`` (restricted random sampling): the tracklet is cut into T
-      chunks of equal length (sizes differ by at most one frame); training
-      takes a random frame of each chunk, ``test_mode`` the first one. When
-      ``n < T`` every chunk is one frame and the frames repeat in order
-      (``0, 0, 1, 1, 2, ...``). The TF-CLIP authors size chunks as
-      ``ceil(n / T)`` and pad with the last frame, which piles the last
-      frame into the trailing chunks; equal chunks cover the tracklet evenly.
+      chunks; training takes a random frame of each chunk (uniformly within
+      the chunk), ``test_mode`` the first one. ``chunks`` says how:
+
+      - ``'ceil'`` (default, the TF-CLIP authors' ``VideoDataset`` in
+        ``datasets/video_loader_xh.py``): chunks of ``ceil(n / T)``
+        frames, the frames followed by copies of the last frame up to
+        ``T * ceil(n / T)``; chunk ``s`` is positions ``[s * c, (s + 1) *
+        c)`` of that padded strip. A draw that lands in the padding is the
+        last frame, and for ``n < T`` the clip is ``0, 1, ..., n - 1, n - 1,
+        ...``. The trailing chunks may hold only the last frame (n = 9,
+        T = 8: chunks ``[0, 1], [2, 3], [4, 5], [6, 7], [8, 8], ...``).
+      - ``'equal'``: T chunks of equal length (sizes differ by at most one
+        frame), which cover the tracklet evenly; for ``n < T`` every chunk
+        is one frame and the frames repeat in order (``0, 0, 1, 1, 2,
+        ...``).
     - ``'dense'``: every frame, in consecutive clips of T; the last clip is
-      padded by cycling its own frames (``24, 25, 24, 25, ...``). This is the
+      padded by cycling its own frames (``24, 25, 24, 25, ...``), the
+      frames the authors' ``'dense'`` test sampling picks. This is the
       reporting protocol; the packed input is then ``[N, T, 3, H, W]``.
     - ``'random'``: T consecutive frames from a random start (the centred
       window in ``test_mode``); shorter tracklets cycle their frames.
@@ -45,32 +55,47 @@ class SampleTrackletFrames(BaseTransform):
             Defaults to ``'rrs'``.
         test_mode (bool): Deterministic choice for evaluation.
             Defaults to False.
+        chunks (str): How ``'rrs'`` cuts the tracklet: ``'ceil'`` (the
+            authors') or ``'equal'``. Defaults to ``'ceil'``.
     """
 
     MODES = ('rrs', 'dense', 'random', 'evenly')
+    CHUNKS = ('ceil', 'equal')
 
     def __init__(self,
                  clip_len: int = 8,
                  mode: str = 'rrs',
-                 test_mode: bool = False) -> None:
+                 test_mode: bool = False,
+                 chunks: str = 'ceil') -> None:
         if not isinstance(clip_len, int) or clip_len < 1:
             raise ValueError(f'clip_len must be a positive int, got '
                              f'{clip_len!r}')
         if mode not in self.MODES:
             raise ValueError(f'mode must be one of {self.MODES}, got '
                              f'{mode!r}')
+        if chunks not in self.CHUNKS:
+            raise ValueError(f'chunks must be one of {self.CHUNKS}, got '
+                             f'{chunks!r}')
         self.clip_len = clip_len
         self.mode = mode
         self.test_mode = test_mode
+        self.chunks = chunks
 
     def _rrs(self, num: int) -> np.ndarray:
         t = self.clip_len
-        edges = np.arange(t + 1) * num // t
-        starts = edges[:-1]
-        sizes = np.maximum(edges[1:] - starts, 1)
-        if self.test_mode:
-            return starts
-        return starts + (np.random.rand(t) * sizes).astype(np.int64)
+        if self.chunks == 'equal':
+            edges = np.arange(t + 1) * num // t
+            starts = edges[:-1]
+            sizes = np.maximum(edges[1:] - starts, 1)
+            if self.test_mode:
+                return starts
+            return starts + (np.random.rand(t) * sizes).astype(np.int64)
+        size = -(-num // t)
+        inds = np.arange(t) * size
+        if not self.test_mode:
+            inds = inds + np.random.randint(0, size, size=t)
+        # Positions past the end are the strip's copies of the last frame.
+        return np.minimum(inds, num - 1)
 
     def _dense(self, num: int) -> np.ndarray:
         t = self.clip_len
@@ -116,4 +141,5 @@ class SampleTrackletFrames(BaseTransform):
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(clip_len={self.clip_len}, '
-                f'mode={self.mode!r}, test_mode={self.test_mode})')
+                f'mode={self.mode!r}, test_mode={self.test_mode}, '
+                f'chunks={self.chunks!r})')

@@ -13,13 +13,24 @@ from ._utils import frames_as_array
 class TrackletRandomErasing(BaseTransform):
     """Erase a random rectangle of each frame independently.
 
-    As the TF-CLIP authors use it (Zhong et al.'s random erasing): each
-    frame, with probability ``erase_prob``, gets one box of ``min_area_ratio``
-    to ``max_area_ratio`` of its area, with height / width drawn uniformly
-    from ``aspect_range``, filled with one random colour. The box is placed
-    at its sampled corner; the authors' code pastes the colour at an offset
-    equal to the box size instead, so it mostly erases a different region
-    than the one drawn.
+    As the TF-CLIP authors use it (Zhong et al.'s random erasing, their
+    ``RandomSizedEarser`` in ``utils/seqtransforms.py``): each frame, with
+    probability ``erase_prob``, gets one box of ``min_area_ratio`` to
+    ``max_area_ratio`` of its area, with height / width drawn uniformly from
+    ``aspect_range``, filled with one random colour. ``placement`` says
+    where the box goes:
+
+    - ``'size_offset'`` (default, the authors'): a box of ``floor(w_e) x
+      floor(h_e)`` pixels for the drawn real size ``w_e x h_e`` (redrawn
+      until it fits the frame) whose top-left corner is at ``(box width,
+      box height)``, clipped by the frame. Their code draws a corner too
+      but pastes the fill with ``frame.paste(fill, box.size)``, which PIL
+      reads as the upper-left corner; the region erased is thus fixed by
+      the box size, always right of and below the frame's top-left box of
+      the same size, and partly or wholly outside the frame for large
+      boxes.
+    - ``'sampled'``: the box (rounded sizes) at a corner drawn uniformly
+      over the positions where it fits, Zhong et al.'s placement.
 
     Required Keys:
 
@@ -31,8 +42,9 @@ class TrackletRandomErasing(BaseTransform):
 
     Added Keys:
 
-    - erased_boxes (list[tuple]): ``(frame, x1, y1, x2, y2)`` of each box,
-      ``x2``/``y2`` exclusive.
+    - erased_boxes (list[tuple]): ``(frame, x1, y1, x2, y2)`` of each
+      region actually filled, ``x2``/``y2`` exclusive (a ``'size_offset'``
+      box entirely outside the frame fills nothing and is not listed).
 
     Args:
         erase_prob (float): Probability of erasing each frame.
@@ -47,7 +59,11 @@ class TrackletRandomErasing(BaseTransform):
             draws a random colour for each box. Defaults to None.
         max_attempts (int): Draws before giving up on a frame whose box
             does not fit. Defaults to 100.
+        placement (str): ``'size_offset'`` or ``'sampled'``, see above.
+            Defaults to ``'size_offset'``.
     """
+
+    PLACEMENTS = ('size_offset', 'sampled')
 
     def __init__(self,
                  erase_prob: float = 0.5,
@@ -55,7 +71,11 @@ class TrackletRandomErasing(BaseTransform):
                  max_area_ratio: float = 0.2,
                  aspect_range: Tuple[float, float] = (0.3, 1 / 0.3),
                  fill_color: Optional[Sequence[int]] = None,
-                 max_attempts: int = 100) -> None:
+                 max_attempts: int = 100,
+                 placement: str = 'size_offset') -> None:
+        if placement not in self.PLACEMENTS:
+            raise ValueError(f'placement must be one of {self.PLACEMENTS}, '
+                             f'got {placement!r}')
         if not 0 <= erase_prob <= 1:
             raise ValueError(f'erase_prob must be in [0, 1], got {erase_prob}')
         if not 0 < min_area_ratio <= max_area_ratio < 1:
@@ -70,6 +90,7 @@ class TrackletRandomErasing(BaseTransform):
         self.fill_color = None if fill_color is None else np.asarray(
             fill_color, dtype=np.uint8)
         self.max_attempts = max_attempts
+        self.placement = placement
 
     def _box(self, h: int, w: int) -> Optional[Tuple[int, int, int, int]]:
         area = h * w
@@ -77,8 +98,15 @@ class TrackletRandomErasing(BaseTransform):
             target = np.random.uniform(self.min_area_ratio,
                                        self.max_area_ratio) * area
             ratio = np.random.uniform(*self.aspect_range)
-            bh = int(round(math.sqrt(target * ratio)))
-            bw = int(round(math.sqrt(target / ratio)))
+            real_h, real_w = math.sqrt(target * ratio), math.sqrt(target /
+                                                                  ratio)
+            if self.placement == 'size_offset':
+                if real_h < h and real_w < w:
+                    bh, bw = int(real_h), int(real_w)
+                    # Clipped by the frame; possibly empty.
+                    return bw, bh, min(2 * bw, w), min(2 * bh, h)
+                continue
+            bh, bw = int(round(real_h)), int(round(real_w))
             if 0 < bh < h and 0 < bw < w:
                 y1 = np.random.randint(h - bh + 1)
                 x1 = np.random.randint(w - bw + 1)
@@ -102,6 +130,8 @@ class TrackletRandomErasing(BaseTransform):
             if box is None:
                 continue
             x1, y1, x2, y2 = box
+            if x1 >= x2 or y1 >= y2:
+                continue
             colour = self.fill_color if self.fill_color is not None else \
                 np.random.randint(0, 256, size=imgs.shape[3], dtype=np.uint8)
             imgs[k, y1:y2, x1:x2] = colour
@@ -114,4 +144,5 @@ class TrackletRandomErasing(BaseTransform):
         return (f'{self.__class__.__name__}(erase_prob={self.erase_prob}, '
                 f'min_area_ratio={self.min_area_ratio}, '
                 f'max_area_ratio={self.max_area_ratio}, '
-                f'aspect_range={self.aspect_range}, fill_color={fill})')
+                f'aspect_range={self.aspect_range}, fill_color={fill}, '
+                f'placement={self.placement!r})')

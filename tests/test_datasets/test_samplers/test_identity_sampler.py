@@ -198,3 +198,113 @@ def test_split_global_batch_errors(monkeypatch):
         PidDataset([4] * 20),
         batch_size=16,
         split_global_batch=True)
+
+
+def _authors_epoch_steps(counts, batch_size, num_instances, rnd):
+    """Steps of one epoch of the authors' RandomIdentitySampler
+    (datasets/samplers.py), read independently with Python's random."""
+    groups = {}
+    for pid, n in enumerate(counts):
+        idxs = list(range(n))
+        if n < num_instances:
+            idxs = [rnd.choice(idxs) for _ in range(num_instances)]
+        rnd.shuffle(idxs)
+        groups[pid] = len(idxs) // num_instances
+    available, steps = list(groups), 0
+    per_step = batch_size // num_instances
+    while len(available) >= per_step:
+        for pid in rnd.sample(available, per_step):
+            groups[pid] -= 1
+            if groups[pid] == 0:
+                available.remove(pid)
+        steps += 1
+    return steps
+
+
+# A MARS-like training set: 625 identities with long-tailed tracklet counts
+# (8,386 tracklets, 13.4 per identity; MARS has 8,298 and 13.3).
+MARS_LIKE = np.round(np.random.default_rng(0).lognormal(np.log(10),
+                                                        0.8, 625)).clip(
+                                                            1, 200).astype(int)
+
+
+def test_greedy_epoch_lengths_follow_the_authors_process():
+    import random
+    counts = MARS_LIKE.tolist()
+    rnd = random.Random(0)
+    theirs = [_authors_epoch_steps(counts, 16, 4, rnd) for _ in range(30)]
+    sampler = IdentityBalancedSampler(
+        PidDataset(counts), batch_size=16, seed=0, mode='greedy')
+    ours = []
+    for epoch in range(30):
+        sampler.set_epoch(epoch)
+        batches = _batches(sampler, 16)
+        assert len(batches) == sampler.num_steps
+        ours.append(len(batches))
+        used = Counter()
+        for batch in batches:
+            pids = [sampler.dataset.pids[i] for i in batch]
+            # P distinct identities, K tracklets each.
+            assert sorted(Counter(pids).values()) == [4] * 4
+            used.update(set(pids))
+        # The epoch stops when fewer than P identities have groups left.
+        left = [p for p, n in enumerate(counts) if used[p] < max(n, 4) // 4]
+        assert len(left) < 4
+    longest = IdentityBalancedSampler(
+        PidDataset(counts), batch_size=16, seed=0).num_steps
+    # The same process: the same spread of epoch lengths, a few steps
+    # below the longest schedule.
+    assert abs(np.mean(ours) - np.mean(theirs)) < 1.5
+    assert min(theirs) - 2 <= min(ours) and max(ours) <= max(theirs) + 2
+    assert max(ours) < longest and max(theirs) < longest
+    assert len(set(ours)) > 1
+
+
+def test_greedy_is_rank_independent_with_a_split_global_batch(monkeypatch):
+    dataset = PidDataset(COUNTS * 3)
+    single = _ranked(
+        monkeypatch,
+        0,
+        1,
+        dataset,
+        batch_size=8,
+        seed=5,
+        mode='greedy',
+        split_global_batch=True)
+    ranks = [
+        _ranked(
+            monkeypatch,
+            rank,
+            2,
+            dataset,
+            batch_size=8,
+            seed=5,
+            mode='greedy',
+            split_global_batch=True) for rank in (0, 1)
+    ]
+    for epoch in (0, 1, 2):
+        for s in [single] + ranks:
+            s.set_epoch(epoch)
+        whole = _batches(single, 8)
+        halves = [_batches(s, 4) for s in ranks]
+        # Every rank runs the steps of the one-process run and takes its
+        # half of each of its batches.
+        assert len(halves[0]) == len(halves[1]) == len(whole)
+        assert len(ranks[0]) == len(ranks[1]) == len(whole) * 4
+        for b, h0, h1 in zip(whole, *halves):
+            assert h0 + h1 == b
+    # Deterministic from seed and epoch.
+    single.set_epoch(1)
+    again = _ranked(
+        monkeypatch,
+        0,
+        1,
+        dataset,
+        batch_size=8,
+        seed=5,
+        mode='greedy',
+        split_global_batch=True)
+    again.set_epoch(1)
+    assert list(again) == list(single)
+    with pytest.raises(ValueError, match='mode'):
+        IdentityBalancedSampler(dataset, batch_size=8, mode='torchreid')

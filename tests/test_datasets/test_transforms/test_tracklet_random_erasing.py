@@ -5,9 +5,45 @@ import pytest
 from mmtfclip.datasets.transforms import TrackletRandomErasing
 
 
-def test_boxes_are_placed_where_drawn():
+def test_default_pastes_at_an_offset_equal_to_the_box_size():
+    """The authors' frame.paste(fill, box.size): the fill's top-left
+    corner is (box width, box height), clipped by the frame."""
     np.random.seed(0)
     erase = TrackletRandomErasing(erase_prob=1.0, fill_color=(255, 0, 255))
+    h, w = 64, 32
+    clipped = 0
+    for _ in range(30):
+        out = erase(dict(imgs=np.zeros((8, h, w, 3), np.uint8)))
+        boxes = out['erased_boxes']
+        assert len(boxes) == 8
+        for k, x1, y1, x2, y2 in boxes:
+            # The offset is the box size; the far edge is clipped.
+            assert (x2, y2) == (min(2 * x1, w), min(2 * y1, h))
+            expected = np.zeros((h, w), bool)
+            expected[y1:2 * y1, x1:2 * x1] = True
+            painted = (out['imgs'][k] == (255, 0, 255)).all(-1)
+            assert (painted == expected).all()
+            # The unclipped box: floor of a size of 2 % to 20 % of the frame.
+            assert 0.015 < x1 * y1 / (h * w) <= 0.2
+            clipped += (x2 - x1, y2 - y1) != (x1, y1)
+    assert clipped > 0
+    # A box larger than half the frame lies partly outside it: a drawn
+    # 39.97 x 19.98 (h x w) box is 39 x 19 pixels, pasted at (19, 39) in a
+    # 64 x 32 frame: only 25 x 13 pixels are filled.
+    np.random.seed(3)
+    sizes = TrackletRandomErasing(
+        erase_prob=1.0,
+        min_area_ratio=0.39,
+        max_area_ratio=0.39,
+        aspect_range=(2.0, 2.0))(
+            dict(imgs=np.zeros((1, h, w, 3), np.uint8)))['erased_boxes']
+    assert sizes == [(0, 19, 39, 32, 64)]
+
+
+def test_sampled_placement_puts_boxes_where_drawn():
+    np.random.seed(0)
+    erase = TrackletRandomErasing(
+        erase_prob=1.0, fill_color=(255, 0, 255), placement='sampled')
     h, w = 64, 32
     ratios, aspects, corners = [], [], []
     for _ in range(30):
@@ -37,7 +73,7 @@ def test_boxes_are_placed_where_drawn():
 
 def test_frames_are_erased_independently_with_random_colours():
     np.random.seed(1)
-    erase = TrackletRandomErasing(erase_prob=0.5)
+    erase = TrackletRandomErasing(erase_prob=0.5, placement='sampled')
     counts = []
     for _ in range(40):
         imgs = np.zeros((8, 64, 32, 3), np.uint8)
@@ -55,6 +91,8 @@ def test_frames_are_erased_independently_with_random_colours():
 def test_arguments():
     with pytest.raises(ValueError, match='erase_prob'):
         TrackletRandomErasing(erase_prob=2)
+    with pytest.raises(ValueError, match='placement'):
+        TrackletRandomErasing(placement='corner')
     with pytest.raises(ValueError, match='min_area_ratio'):
         TrackletRandomErasing(min_area_ratio=0.3, max_area_ratio=0.2)
     out = TrackletRandomErasing(erase_prob=0.0)(

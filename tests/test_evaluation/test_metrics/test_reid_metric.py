@@ -312,3 +312,33 @@ def test_packed_samples_name_their_sampling_mode():
             run(ReIDMetric(), samples)
         assert (f'sampling = {mode}, T=4, 1-1 clips per tracklet'
                 in log.call_args_list[0].args[0])
+
+
+def test_select_on_test_config_uses_the_authors_criterion():
+    """Their best epoch maximises cmc[0] + mAP
+    (processor/processor_clipreid_stage2.py), evaluated every 2 epochs."""
+    import os.path as osp
+
+    from mmengine.config import Config
+    repo = osp.dirname(
+        osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+    cfg = Config.fromfile(
+        osp.join(
+            repo, 'configs', 'tfclip',
+            'tfclip_vit-b16-clip-openai-pre_1xb16-t8-80e-select-on-test_'
+            'mars.py'))
+    checkpoint = cfg.default_hooks.checkpoint
+    assert checkpoint.save_best == 'reid/mAP+rank1'
+    assert checkpoint.rule == 'greater'
+    assert cfg.train_cfg.val_interval == 2
+    # A's matches at ranks 3 and 4 (AP 5/12), B's at rank 1 (AP 1).
+    rows = [([0, 0], 1, 0, 'query'), ([0, 0], 2, 0, 'query'),
+            ([1, 0], 2, 1, 'gallery'), ([1.5, 0], 1, 1, 'gallery'),
+            ([5, 0], 1, 1, 'gallery'), ([1.2, 0], 9, 1, 'gallery')]
+    samples = [make_sample(f, p, c, s) for f, p, c, s in rows]
+    metrics = run(ReIDMetric(feat_norm=False, query_in_gallery=False), samples)
+    assert metrics['reid/mAP+rank1'] == pytest.approx(metrics['reid/mAP'] +
+                                                      metrics['reid/rank1'])
+    assert metrics['reid/rank1'] == 50.0
+    assert metrics['reid/mAP+rank1'] == pytest.approx(
+        50 + 100 * 17 / 24, abs=1e-4)
