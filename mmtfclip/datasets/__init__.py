@@ -3,7 +3,9 @@ from .base_video_reid_dataset import BaseVideoReIDDataset, default_cache_dir
 from .custom_video_reid_dataset import CustomVideoReIDDataset
 from .ilidsvid import iLIDSVID
 from .lsvid import LSVID
+from .market1501 import Market1501
 from .mars import MARS
+from .msmt17 import MSMT17
 from .prid2011 import PRID2011
 from .samplers import *  # noqa: F401,F403
 from .synthetic import make_synthetic_mars
@@ -11,5 +13,6 @@ from .transforms import *  # noqa: F401,F403
 
 __all__ = [
     'BaseVideoReIDDataset', 'default_cache_dir', 'MARS', 'LSVID', 'iLIDSVID',
-    'PRID2011', 'CustomVideoReIDDataset', 'make_synthetic_mars'
+    'PRID2011', 'CustomVideoReIDDataset', 'make_synthetic_mars', 'Market1501',
+    'MSMT17'
 ]
