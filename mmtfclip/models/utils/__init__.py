@@ -1,5 +1,9 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
 from .attention import MultiheadAttention
+from .identity_prompt_learner import IdentityPromptLearner
 from .sequence_specific_prompt import SequenceSpecificPrompt, SSPDecoderLayer
 
-__all__ = ['MultiheadAttention', 'SSPDecoderLayer', 'SequenceSpecificPrompt']
+__all__ = [
+    'MultiheadAttention', 'SSPDecoderLayer', 'SequenceSpecificPrompt',
+    'IdentityPromptLearner'
+]
