@@ -1,17 +1,29 @@
 # CLIP-ReID's two stages (their configs/person/vit_clipreid.yml, SOLVER).
-# Stage 1 (prompt learning, PromptLearningHook): 120 epochs over the cached
-# image features in batches of 64, Adam 3.5e-4 with weight decay 1e-4, a
-# cosine from 3.5e-4 to 1e-6 after 5 warm-up epochs from 1e-5. Leaf
-# configs add the hook with their feature pipeline:
-#   custom_hooks = [dict(type='PromptLearningHook',
-#                        pipeline=test_pipeline, **stage1)]
-stage1 = dict(
-    max_epochs=120,
-    batch_size=64,
-    optimizer=dict(type='Adam', lr=3.5e-4, weight_decay=1e-4),
-    lr_min=1e-6,
-    warmup_lr_init=1e-5,
-    warmup_epochs=5)
+# Stage 1 (prompt learning, PromptLearningHook, before the training loop):
+# every training image once through the frozen encoder (their test
+# transforms), then 120 epochs over the cached features in batches of 64,
+# Adam 3.5e-4 with weight decay 1e-4, a cosine from 3.5e-4 to 1e-6 after 5
+# warm-up epochs from 1e-5. Video configs replace the hook's pipeline.
+custom_hooks = [
+    dict(
+        type='PromptLearningHook',
+        pipeline=[
+            dict(
+                type='SampleTrackletFrames',
+                clip_len=1,
+                mode='rrs',
+                test_mode=True),
+            dict(type='LoadTrackletFrames'),
+            dict(type='TrackletResize', scale=(128, 256)),  # (w, h)
+            dict(type='PackTrackletInputs'),
+        ],
+        max_epochs=120,
+        batch_size=64,
+        optimizer=dict(type='Adam', lr=3.5e-4, weight_decay=1e-4),
+        lr_min=1e-6,
+        warmup_lr_init=1e-5,
+        warmup_epochs=5)
+]
 
 # Stage 2: Adam 5e-6, weight decay 1e-4 (bias too), BIAS_LR_FACTOR 2 on
 # every name containing "bias". mmengine's bias_lr_mult skips the biases of
