@@ -24,6 +24,9 @@ T, H, W, WIDTH, PROJ = 2, 32, 16, 64, 32
 # SSP layers, memory). TMC / MD are None for necks other than TMD.
 TMD = 'TemporalMemoryDiffusion'
 EXPECTED = {
+    # CLIP-ReID's learned text prompts in place of the memory.
+    'table2-row1-text-prompts': (None, None, None, None, True),
+    'table2-row5-text-prompts-tmd': (TMD, True, True, None, True),
     'table2-row2-memory': (None, None, None, None, True),
     'table2-row3-memory-ssp': (None, None, None, 2, True),
     'table2-row4-memory-tmd': (TMD, True, True, None, True),
@@ -64,6 +67,16 @@ def tiny_model(cfg: Config):
         if 'num_heads' in model.neck:
             model.neck.num_heads = 2
     model.head.update(num_classes=4, in_channels=WIDTH, proj_channels=PROJ)
+    if 'text_encoder' in model:
+        model.text_encoder.update(
+            arch=dict(
+                width=32,
+                layers=1,
+                heads=2,
+                context_length=77,
+                vocab_size=49408,
+                output_dim=PROJ),
+            pretrained=None)
     if model.head.ssp is not None:
         model.head.ssp.num_heads = 2
     torch.manual_seed(0)
@@ -101,9 +114,12 @@ def test_ablation_config_builds_and_runs(path):
     assert head.with_memory == memory and head.with_temporal == bool(neck_type)
     ssp = getattr(head, 'ssp', None)
     assert (ssp is not None and len(ssp.layers)) == (ssp_layers or False)
-    # The CLIP-Memory is built by its hook, which only a memory needs.
+    # The CLIP-Memory is built by its hook, which only a memory needs; the
+    # text features of the text-prompt rows by stage 1.
     hooks = [h['type'] for h in cfg.custom_hooks]
-    assert hooks == (['CLIPMemoryHook'] if memory else [])
+    memory_hook = ('PromptLearningHook'
+                   if cfg.model.type == 'CLIPReID' else 'CLIPMemoryHook')
+    assert hooks == ([memory_hook] if memory else [])
     if memory:
         head.set_memory(torch.randn(4, PROJ))
 

@@ -36,6 +36,23 @@ Usage::
     python tools/analysis_tools/verify_against_official.py \
         --official-repo /tmp/tfclip_official
 
+With ``--method clipreid`` the repository is the authors' CLIP-ReID code
+(https://github.com/Syliz517/CLIP-ReID, which TF-CLIP is built on): their
+``build_transformer`` of ``model/make_model_clipreid.py`` is built for
+Market-1501 (751 identities, 6 cameras, SIE with coefficient 1 as their
+README's SIE run, 256 x 128) from a random CLIP ViT-B/16 with a one-block
+text tower, converted with
+``tools/model_converters/clipreid_official_to_mmtfclip.py`` and loaded into
+``configs/clipreid_market1501.py``; compared are the stage-1 image and text
+features, both stage-1 losses (their ``SupConLoss``) and the gradient of
+the prompt tokens, the stage-2 text features of every identity, the
+stage-2 loss terms (their ``make_loss`` closure with the image-to-text
+logits), the gradients of all trained weights, and the test embedding.
+Their tokenizer's ``.cuda()`` is made a no-op, besides the patches above::
+
+    python tools/analysis_tools/verify_against_official.py --method clipreid \
+        --official-repo /path/to/CLIP-ReID
+
 The exit status is 1 when a difference exceeds ``--atol`` (relative to the
 largest magnitude compared, for the gradients).
 """
@@ -74,9 +91,17 @@ def parse_args() -> argparse.Namespace:
         required=True,
         help='a checkout (or exported tree) of the authors\' repository')
     parser.add_argument(
+        '--method',
+        choices=('tfclip', 'clipreid'),
+        default='tfclip',
+        help='which authors\' code --official-repo holds: TF-CLIP '
+        '(AsuradaYuci/TF-CLIP) or CLIP-ReID (Syliz517/CLIP-ReID); '
+        'default: tfclip')
+    parser.add_argument(
         '--config',
-        default=osp.join(REPO, 'configs', 'tfclip_mars.py'),
-        help='the mmtfclip config (default: configs/tfclip_mars.py)')
+        default=None,
+        help='the mmtfclip config (default: configs/tfclip_mars.py, or '
+        'configs/clipreid_market1501.py with --method clipreid)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
         '--num-seqs',
@@ -225,8 +250,284 @@ def grad_pairs(theirs: nn.Module, ours: nn.Module,
     return pairs
 
 
+# ----------------------------------------------------------------------
+# CLIP-ReID (Syliz517/CLIP-ReID, the code TF-CLIP is built on).
+# ----------------------------------------------------------------------
+CLIPREID_CONVERTER = osp.join(REPO, 'tools', 'model_converters',
+                              'clipreid_official_to_mmtfclip.py')
+MARKET_IDS, MARKET_CAMS = 751, 6
+HALF = (0.5, 0.5, 0.5)  # their PIXEL_MEAN and PIXEL_STD
+
+
+class _StayOnCPU(torch.Tensor):
+    """A tensor whose ``.cuda()`` is a no-op: their prompt learner moves
+    the tokenised template to CUDA."""
+
+    def cuda(self, *args, **kwargs):
+        return self.as_subclass(torch.Tensor)
+
+
+def import_official_clipreid(repo: str, clip_state_dict):
+    """Import and patch the CLIP-ReID model, losses and CLIP from a checkout.
+
+    Patches, in this process only: their CLIP loader builds their CLIP from
+    ``clip_state_dict`` (no download, no ``.to('cuda')``), their tokenizer's
+    output stays on the CPU, ``CenterLoss`` (built, unused by their triplet
+    + softmax setting) is skipped, ``CrossEntropyLabelSmooth`` and
+    ``SupConLoss`` run on the CPU.
+    """
+    repo = osp.abspath(repo)
+    if not osp.isfile(
+            osp.join(repo, 'processor', 'processor_clipreid_stage1.py')):
+        raise FileNotFoundError(
+            f'{repo} is not a checkout of the CLIP-ReID repository (no '
+            'processor/processor_clipreid_stage1.py).')
+    sys.path.insert(0, repo)
+    official = SimpleNamespace(
+        model=importlib.import_module('model.make_model_clipreid'),
+        clip_model=importlib.import_module('model.clip.model'),
+        make_loss=importlib.import_module('loss.make_loss'),
+        softmax_loss=importlib.import_module('loss.softmax_loss'),
+        triplet_loss=importlib.import_module('loss.triplet_loss'),
+        supcon=importlib.import_module('loss.supcontrast'))
+
+    def load_clip_to_cpu(backbone_name, h_resolution, w_resolution,
+                         vision_stride_size):
+        clip = official.clip_model.build_model(
+            dict(clip_state_dict), h_resolution, w_resolution,
+            vision_stride_size)
+        clip.to = lambda *args, **kwargs: clip
+        return clip
+
+    tokenize = official.model.clip.tokenize
+    official.model.load_clip_to_cpu = load_clip_to_cpu
+    official.model.clip.tokenize = (lambda *args, **kwargs: tokenize(
+        *args, **kwargs).as_subclass(_StayOnCPU))
+    official.make_loss.CenterLoss = lambda **kwargs: None
+    official.softmax_loss.CrossEntropyLabelSmooth.__init__.__defaults__ = (
+        0.1, False)
+    return official
+
+
+def official_clipreid_cfg(repo: str, sie: bool) -> SimpleNamespace:
+    """Their configs/person/vit_clipreid.yml over config/defaults.py, with
+    SIE as their README's SIE run (``SIE_CAMERA True SIE_COE 1.0``)."""
+    import yaml
+    with open(osp.join(repo, 'configs', 'person', 'vit_clipreid.yml')) as f:
+        yml = yaml.safe_load(f)
+    model, inp = yml['MODEL'], yml['INPUT']
+    return SimpleNamespace(
+        MODEL=SimpleNamespace(
+            NAME=model['NAME'],
+            COS_LAYER=False,
+            NECK='bnneck',
+            SIE_COE=1.0 if sie else 3.0,
+            STRIDE_SIZE=model['STRIDE_SIZE'],
+            SIE_CAMERA=sie,
+            SIE_VIEW=False,
+            METRIC_LOSS_TYPE=model['METRIC_LOSS_TYPE'],
+            NO_MARGIN=False,
+            IF_LABELSMOOTH=model['IF_LABELSMOOTH'],
+            ID_LOSS_WEIGHT=model['ID_LOSS_WEIGHT'],
+            TRIPLET_LOSS_WEIGHT=model['TRIPLET_LOSS_WEIGHT'],
+            I2T_LOSS_WEIGHT=model['I2T_LOSS_WEIGHT']),
+        INPUT=SimpleNamespace(
+            SIZE_TRAIN=inp['SIZE_TRAIN'],
+            PIXEL_MEAN=inp['PIXEL_MEAN'],
+            PIXEL_STD=inp['PIXEL_STD']),
+        TEST=SimpleNamespace(NECK_FEAT=yml['TEST']['NECK_FEAT']),
+        DATASETS=SimpleNamespace(NAMES='market1501'),
+        DATALOADER=SimpleNamespace(SAMPLER=yml['DATALOADER']['SAMPLER']),
+        SOLVER=SimpleNamespace(MARGIN=0.3))
+
+
+def verify_clipreid(args) -> int:
+    """Compare mmtfclip's CLIP-ReID with the authors' code (see main)."""
+    torch.manual_seed(args.seed)
+    config = args.config or osp.join(REPO, 'configs', 'clipreid_market1501.py')
+    spec = importlib.util.spec_from_file_location('clipreid_converter',
+                                                  CLIPREID_CONVERTER)
+    converter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(converter)
+    # A random CLIP ViT-B/16 in OpenAI's layout: their model hard-codes
+    # 12 image blocks of width 768 and prompt tokens of width 512; one text
+    # block keeps it quick; the tokenizer needs the 49408-token vocabulary.
+    clip_sd = make_tiny_clip_state_dict(
+        width=768,
+        layers=12,
+        heads=12,
+        patch_size=16,
+        grid=14,
+        embed_dim=512,
+        text_width=512,
+        text_layers=1,
+        text_heads=8,
+        vocab_size=49408,
+        seed=args.seed)
+    official = import_official_clipreid(args.official_repo, clip_sd)
+    cfg = official_clipreid_cfg(args.official_repo, sie=True)
+    assert tuple(cfg.INPUT.PIXEL_MEAN) == HALF == tuple(cfg.INPUT.PIXEL_STD)
+    theirs = official.model.build_transformer(MARKET_IDS, MARKET_CAMS, 1,
+                                              cfg).float()
+    loss_fn, _ = official.make_loss.make_loss(cfg, num_classes=MARKET_IDS)
+    supcon = official.supcon.SupConLoss('cpu')
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        converted = converter.convert(theirs.state_dict(),
+                                      clip_sd['token_embedding.weight'])
+        ckpt = osp.join(tmp, 'converted.pth')
+        torch.save(dict(state_dict=converted), ckpt)
+        ours = init_model(
+            config,
+            ckpt,
+            device='cpu',
+            cfg_options={
+                'model.backbone.num_cams':
+                MARKET_CAMS,
+                'model.backbone.sie_coef':
+                cfg.MODEL.SIE_COE,
+                'model.text_encoder.pretrained':
+                None,
+                # The text tower of the random CLIP: one block.
+                'model.text_encoder.arch':
+                dict(
+                    _delete_=True,
+                    width=512,
+                    layers=1,
+                    heads=8,
+                    context_length=77,
+                    vocab_size=49408,
+                    output_dim=512),
+            })
+
+    gen = torch.Generator().manual_seed(args.seed)
+    preprocess = ours.data_preprocessor
+    batch = args.ids_per_batch * args.seqs_per_id
+    labels = torch.randperm(
+        MARKET_IDS,
+        generator=gen)[:args.ids_per_batch].repeat_interleave(args.seqs_per_id)
+    cams = torch.randint(0, MARKET_CAMS, (batch, ), generator=gen)
+    raw = frames(gen, batch, 1)  # images: tracklets of one frame
+    x = preprocess(dict(inputs=raw), False)['inputs']
+    mean = torch.tensor(HALF).view(3, 1, 1)
+    their_x = (raw[:, 0].float() / 255 - mean) / torch.tensor(HALF).view(
+        3, 1, 1)
+    results.append(('input normalisation (mean/std 0.5)', their_x, x[:, 0]))
+    theirs.eval()
+    ours.eval()
+
+    # Stage 1: image features (no SIE), text features, the two losses and
+    # the gradient of the prompt tokens.
+    with torch.no_grad():
+        img_theirs = theirs(their_x, labels, get_image=True)
+        img_ours = ours.extract_clip_feat(x)
+    results.append(
+        ('stage-1 image feature (get_image=True)', img_theirs, img_ours))
+    text_theirs = theirs(label=labels, get_text=True)
+    i2t_theirs = supcon(img_theirs, text_theirs, labels, labels)
+    t2i_theirs = supcon(text_theirs, img_theirs, labels, labels)
+    (i2t_theirs + t2i_theirs).backward()
+    ours.prompt_learner.requires_grad_(True)
+    text_ours = ours.text_features(labels)
+    stage1 = ours.prompt_loss(img_ours, labels)
+    sum(stage1.values()).backward()
+    results.append(('stage-1 text features (get_text=True)',
+                    text_theirs.detach(), text_ours.detach()))
+    results.append(('stage-1 loss i2t', i2t_theirs.detach(),
+                    stage1['loss_i2t_prompt'].detach()))
+    results.append(('stage-1 loss t2i', t2i_theirs.detach(),
+                    stage1['loss_t2i_prompt'].detach()))
+    # Gradients relative to their largest magnitude, as the stage-2 ones.
+    grad_theirs = theirs.prompt_learner.cls_ctx.grad
+    grad_max = grad_theirs.abs().max()
+    results.append(
+        ('stage-1 prompt-token gradient (rel. to max)', grad_theirs / grad_max,
+         ours.prompt_learner.cls_ctx.grad / grad_max))
+    ours.prompt_learner.requires_grad_(False)
+    theirs.zero_grad()
+
+    # Stage 2: the text features of every identity (their loop, 64 at a
+    # time), then the losses and gradients of one P x K batch.
+    with torch.no_grad():
+        text_all = torch.cat([
+            theirs(label=chunk, get_text=True)
+            for chunk in torch.arange(MARKET_IDS).split(64)
+        ])
+        memory = ours.build_text_memory()
+    results.append(
+        (f'stage-2 text features [{MARKET_IDS}, 512]', text_all, memory))
+    theirs.train()
+    ours.train()
+    disable_dropout(theirs)
+    disable_dropout(ours)
+    score, feat, image_features = theirs(
+        x=their_x, label=labels, cam_label=cams)
+    logits = image_features @ text_all.t()
+    loss_theirs = loss_fn(score, feat, labels, cams, logits)
+    xent = official.softmax_loss.CrossEntropyLabelSmooth(
+        num_classes=MARKET_IDS)
+    triplet = official.triplet_loss.TripletLoss(cfg.SOLVER.MARGIN)
+    with torch.no_grad():
+        terms_theirs = dict(
+            loss_id=cfg.MODEL.ID_LOSS_WEIGHT *
+            sum(xent(s, labels) for s in score),
+            loss_triplet=cfg.MODEL.TRIPLET_LOSS_WEIGHT *
+            sum(triplet(f, labels)[0] for f in feat),
+            loss_i2t=cfg.MODEL.I2T_LOSS_WEIGHT * xent(logits, labels))
+    losses = ours(x, samples_for(labels.tolist(), cams.tolist()), mode='loss')
+    loss_ours = sum(v for k, v in losses.items() if k.startswith('loss'))
+    for key, value in terms_theirs.items():
+        results.append((f'stage-2 {key}', value, losses[key].detach()))
+    results.append(
+        ('stage-2 total loss', loss_theirs.detach(), loss_ours.detach()))
+    loss_theirs.backward()
+    loss_ours.backward()
+    our_params = dict(ours.named_parameters())
+    pairs = []
+    for name, param in theirs.named_parameters():
+        if param.grad is None or name.startswith('prompt_learner.'):
+            continue
+        pairs.append((converter.map_key(name), param.grad,
+                      our_params[converter.map_key(name)].grad))
+    grad_diff = max((g1 - g2).abs().max().item() for _, g1, g2 in pairs)
+    grad_scale = max(g1.abs().max().item() for _, g1, _ in pairs)
+    worst = max(pairs, key=lambda p: (p[1] - p[2]).abs().max().item())
+
+    # Test embedding: eval mode, with the cameras (SIE).
+    theirs.eval()
+    ours.eval()
+    with torch.no_grad():
+        emb_theirs = theirs(their_x, cam_label=cams)
+        emb_ours = ours(
+            x, samples_for(labels.tolist(), cams.tolist()), mode='tensor')
+    results.append(
+        (f'test embedding {list(emb_ours.shape)}', emb_theirs, emb_ours))
+
+    print(f'\nmmtfclip vs the authors\' CLIP-ReID ({args.official_repo}), '
+          f'float32, CPU, Market-1501 settings ({MARKET_IDS} ids, '
+          f'{MARKET_CAMS} cams, SIE x{cfg.MODEL.SIE_COE}, '
+          f'{IMG_SIZE[0]}x{IMG_SIZE[1]}), seed {args.seed}')
+    print(f'{"check":<46} {"max |diff|":>12} {"max |value|":>12}')
+    failed = False
+    for name, a, b in results:
+        diff = (a.double() - b.double()).abs().max().item()
+        scale = a.double().abs().max().item()
+        failed |= diff > args.atol
+        print(f'{name:<46} {diff:12.3e} {scale:12.3e}')
+    relative = grad_diff / grad_scale
+    failed |= relative > args.atol
+    print(f'{"stage-2 gradients, " + str(len(pairs)) + " weights (rel.)":<46} '
+          f'{relative:12.3e} {grad_scale:12.3e}  (worst: {worst[0]})')
+    print('PASSED' if not failed else f'FAILED (atol {args.atol})')
+    return int(failed)
+
+
 def main() -> int:
     args = parse_args()
+    if args.method == 'clipreid':
+        return verify_clipreid(args)
+    args.config = args.config or osp.join(REPO, 'configs', 'tfclip_mars.py')
     torch.manual_seed(args.seed)
     official = import_official(args.official_repo)
     spec = importlib.util.spec_from_file_location('tfclip_converter',

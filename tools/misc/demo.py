@@ -89,7 +89,10 @@ def main():
     mmcv.imwrite(mmcv.rgb2bgr(np.concatenate(tiles, axis=1)), picture)
 
     minutes = (time.perf_counter() - start) / 60
-    print('\nmmtfclip demo: TF-CLIP (small random-init CLIP) on synthetic '
+    method = dict(
+        TFCLIP='TF-CLIP', CLIPReID='CLIP-ReID').get(cfg.model.type,
+                                                    cfg.model.type)
+    print(f'\nmmtfclip demo: {method} (small random-init CLIP) on synthetic '
           'MARS-layout data, dense test, MARS protocol')
     print(f'  before training: mAP {before["reid/mAP"]:5.1f} %  '
           f'rank-1 {before["reid/rank1"]:5.1f} %')

@@ -1,4 +1,5 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
+from .clip_text_encoder import CLIPTextEncoder
 from .clip_vit import CLIPViT
 
-__all__ = ['CLIPViT']
+__all__ = ['CLIPViT', 'CLIPTextEncoder']

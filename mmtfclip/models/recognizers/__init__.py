@@ -1,4 +1,5 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
+from .clipreid import CLIPReID
 from .tfclip import TFCLIP
 
-__all__ = ['TFCLIP']
+__all__ = ['TFCLIP', 'CLIPReID']

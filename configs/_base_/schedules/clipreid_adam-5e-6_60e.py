@@ -1,0 +1,69 @@
+# CLIP-ReID's two stages (their configs/person/vit_clipreid.yml, SOLVER).
+# Stage 1 (prompt learning, PromptLearningHook, before the training loop):
+# every training image once through the frozen encoder (their test
+# transforms), then 120 epochs over the cached features in batches of 64,
+# Adam 3.5e-4 with weight decay 1e-4, a cosine from 3.5e-4 to 1e-6 after 5
+# warm-up epochs from 1e-5. Video configs replace the hook's pipeline.
+custom_hooks = [
+    dict(
+        type='PromptLearningHook',
+        pipeline=[
+            dict(
+                type='SampleTrackletFrames',
+                clip_len=1,
+                mode='rrs',
+                test_mode=True),
+            dict(type='LoadTrackletFrames'),
+            dict(type='TrackletResize', scale=(128, 256)),  # (w, h)
+            dict(type='PackTrackletInputs'),
+        ],
+        max_epochs=120,
+        batch_size=64,
+        optimizer=dict(type='Adam', lr=3.5e-4, weight_decay=1e-4),
+        lr_min=1e-6,
+        warmup_lr_init=1e-5,
+        warmup_epochs=5)
+]
+
+# Stage 2: Adam 5e-6, weight decay 1e-4 (bias too), BIAS_LR_FACTOR 2 on
+# every name containing "bias". mmengine's bias_lr_mult skips the biases of
+# norm layers and the attention's packed `in_proj_bias`, so those are named
+# (the BNNecks' biases are frozen, the text encoder is frozen).
+_x2 = dict(lr_mult=2.0)
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='Adam', lr=5e-6, weight_decay=1e-4),
+    paramwise_cfg=dict(
+        bias_lr_mult=2.0,
+        custom_keys={
+            'in_proj_bias': _x2,
+            'ln_1.bias': _x2,
+            'ln_2.bias': _x2,
+            'ln_pre.bias': _x2,
+            'ln_post.bias': _x2,
+        }))
+
+# WarmupMultiStepLR stepped per epoch: linear from 0.1x over 10 epochs,
+# x0.1 at epochs 30 and 50, 60 epochs.
+param_scheduler = [
+    dict(
+        type='LinearLR',
+        start_factor=0.1,
+        end_factor=1.0,
+        by_epoch=True,
+        begin=0,
+        end=10),
+    dict(
+        type='MultiStepLR',
+        milestones=[30, 50],
+        gamma=0.1,
+        by_epoch=True,
+        begin=0,
+        end=60),
+]
+# Their EVAL_PERIOD and CHECKPOINT_PERIOD are 60: one test at the end.
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=60, val_interval=60)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+# 64 images per batch (16 identities x 4), one GPU.
+auto_scale_lr = dict(enable=False, base_batch_size=64)
