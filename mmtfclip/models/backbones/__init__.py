@@ -1,4 +1,5 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
 from .clip_vit import CLIPViT
+from .projected_backbone import ProjectedBackbone
 
-__all__ = ['CLIPViT']
+__all__ = ['CLIPViT', 'ProjectedBackbone']
