@@ -17,6 +17,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from PIL import Image
 
 from mmtfclip.registry import MODELS
+from mmtfclip.utils import strip_module_prefix as _strip_module
 
 ConfigType = Union[str, Path, Config]
 
@@ -43,13 +44,6 @@ def _drop_pretrained(model_cfg: Config) -> None:
         init_cfg = cfg.get('init_cfg')
         if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
             cfg['init_cfg'] = None
-
-
-def _strip_module(state_dict: Dict[str, torch.Tensor]) -> Dict:
-    return {
-        (k[len('module.'):] if k.startswith('module.') else k): v
-        for k, v in state_dict.items()
-    }
 
 
 def _trained_setting(meta: dict, section: str, key: str):

@@ -12,6 +12,8 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.logging import print_log
 
+from mmtfclip.fileio import file_sha256
+
 #: Bumped whenever the cached index format or a parser's output changes, so
 #: that caches written by an older version are never read.
 CACHE_VERSION = 1
@@ -63,15 +65,6 @@ def list_frames(folder: str) -> List[str]:
             if e.is_file() and e.name.lower().endswith(IMG_EXTENSIONS)
         ]
     return sorted(names, key=natural_sort_key)
-
-
-def file_sha256(path: str) -> str:
-    """SHA-256 of a file's content, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class BaseVideoReIDDataset(BaseDataset):

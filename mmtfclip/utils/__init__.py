@@ -1,5 +1,6 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
 from .config_utils import replace_key
 from .setup_env import register_all_modules
+from .state_dict import strip_module_prefix
 
-__all__ = ['register_all_modules', 'replace_key']
+__all__ = ['register_all_modules', 'replace_key', 'strip_module_prefix']

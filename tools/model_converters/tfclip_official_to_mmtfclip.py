@@ -71,6 +71,7 @@ import torch
 from mmengine.logging import print_log
 
 from mmtfclip.compat import load_weights
+from mmtfclip.utils import strip_module_prefix
 
 # OpenAI CLIP's `visual.*` tensors (without the prefix), kept as they are.
 _BLOCK_TENSORS = ('ln_1.weight', 'ln_1.bias', 'attn.in_proj_weight',
@@ -140,12 +141,6 @@ UNUSED_KEYS = ('classifier_proj_temp2.weight', 'SSP.alpha', 'SSP.norm.weight',
 
 class LayoutError(ValueError):
     """The state dict is not the layout this converter maps."""
-
-
-def _strip_module(state_dict: Dict[str, torch.Tensor]) -> Dict:
-    return OrderedDict(
-        (k[len('module.'):] if k.startswith('module.') else k, v)
-        for k, v in state_dict.items())
 
 
 def _depth(keys, pattern: str) -> int:
@@ -248,7 +243,7 @@ def convert(state_dict: Dict[str, torch.Tensor],
     Raises:
         LayoutError: If keys are unknown or missing; both lists are given.
     """
-    state_dict = _strip_module(state_dict)
+    state_dict = strip_module_prefix(state_dict)
     keys = list(state_dict)
     visual_depth = _depth(keys,
                           r'image_encoder\.transformer\.resblocks\.(\d+)\.')

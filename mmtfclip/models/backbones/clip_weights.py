@@ -21,7 +21,6 @@ Three sources are understood:
 
 Everything except TorchScript archives is read with ``weights_only=True``.
 """
-import hashlib
 import os
 import os.path as osp
 import warnings
@@ -36,6 +35,8 @@ from mmengine.logging import print_log
 from open_clip import pretrained as oc_pretrained
 
 from mmtfclip.compat import load_weights
+from mmtfclip.fileio import file_sha256
+from mmtfclip.utils import strip_module_prefix
 
 __all__ = [
     'openai_clip_files', 'check_openai_sha256', 'is_torchscript_archive',
@@ -43,9 +44,6 @@ __all__ = [
     'find_cached_open_clip_weights', 'load_clip_visual_weights',
     'resize_pos_embed', 'missing_weights_message'
 ]
-
-# Scalars OpenAI's archives keep next to the weights; they are metadata.
-OPENAI_METADATA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
 
 _CONFIG_KEY = 'model.backbone.pretrained'
 
@@ -70,14 +68,6 @@ def openai_clip_files() -> Dict[str, Tuple[str, str, str]]:
     return files
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_openai_sha256(path: str) -> bool:
     """Check a file named like an OpenAI CLIP file against OpenAI's hash.
 
@@ -95,7 +85,7 @@ def check_openai_sha256(path: str) -> bool:
     if known is None:
         return False
     model, expected, url = known
-    actual = _sha256(path)
+    actual = file_sha256(path)
     if actual != expected:
         raise RuntimeError(
             f'{path} is named like OpenAI\'s CLIP {model} file but its '
@@ -171,8 +161,7 @@ def load_clip_checkpoint(path: str) -> 'OrderedDict[str, torch.Tensor]':
         raise RuntimeError(
             f'{path} holds no CLIP state dict (expected a mapping of '
             'names to tensors, or {"state_dict": ...}).')
-    if all(k.startswith('module.') for k in checkpoint):
-        checkpoint = {k[len('module.'):]: v for k, v in checkpoint.items()}
+    checkpoint = strip_module_prefix(checkpoint)
     return OrderedDict((k, v.detach()) for k, v in checkpoint.items())
 
 
