@@ -1,4 +1,5 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
+from .feature_extractor import TrackletFeatureExtractor
 from .inference import (CheckpointMismatchError, check_checkpoint,
                         extract_tracklet_features, get_test_pipeline,
                         init_model)
@@ -12,5 +13,5 @@ __all__ = [
     'get_test_pipeline', 'init_model', 'GalleryTracklet', 'embed_tracklets',
     'gallery_cache_key', 'list_gallery', 'load_gallery_cache', 'rank_gallery',
     'read_box_track', 'read_video_tracklet', 'save_gallery_cache',
-    'tracklet_frames'
+    'tracklet_frames', 'TrackletFeatureExtractor'
 ]

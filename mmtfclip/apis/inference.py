@@ -1,9 +1,10 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
 import copy
+import operator
 import os
 import os.path as osp
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -12,9 +13,11 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
+from PIL import Image
 
 from mmtfclip.fileio import DIGEST_KEY, check_finite, load_file
 from mmtfclip.registry import MODELS
+from mmtfclip.utils import strip_module_prefix as _strip_module
 
 ConfigType = Union[str, Path, Config]
 
@@ -41,13 +44,6 @@ def _drop_pretrained(model_cfg: Config) -> None:
         init_cfg = cfg.get('init_cfg')
         if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
             cfg['init_cfg'] = None
-
-
-def _strip_module(state_dict: Dict[str, torch.Tensor]) -> Dict:
-    return {
-        (k[len('module.'):] if k.startswith('module.') else k): v
-        for k, v in state_dict.items()
-    }
 
 
 def _trained_setting(meta: dict, section: str, key: str):
@@ -298,13 +294,22 @@ def get_test_pipeline(cfg: Config) -> List[dict]:
 
 
 class _FramesFromArray:
-    """Stands for the frame loader when the frames are given as arrays."""
+    """Stands for the frame loader when the frames are given as arrays:
+    one ``[T, H, W, 3]`` array, or a list of ``[H, W, 3]`` arrays of any
+    sizes (which ``TrackletResize`` brings to one)."""
 
     def __call__(self, results: dict) -> dict:
-        imgs = results['frame_array'][results['frame_inds']]
-        results['imgs'] = np.ascontiguousarray(imgs)
-        results['img_shape'] = imgs.shape[1:3]
-        results['ori_shape'] = imgs.shape[1:3]
+        frames = results['frame_array']
+        inds = np.asarray(results['frame_inds'], dtype=np.int64)
+        if isinstance(frames, np.ndarray):
+            imgs = np.ascontiguousarray(frames[inds])
+            shape = imgs.shape[1:3]
+        else:
+            imgs = [frames[k].copy() for k in inds.tolist()]
+            shape = imgs[0].shape[:2]
+        results['imgs'] = imgs
+        results['img_shape'] = shape
+        results['ori_shape'] = shape
         return results
 
 
@@ -313,26 +318,110 @@ def _is_loader(transform: dict) -> bool:
                              '')).split('.')[-1] == ('LoadTrackletFrames')
 
 
+_FORMS = ('a folder path, a list of frame paths, a list of PIL images, a '
+          'list of H x W x 3 uint8 arrays or one [T, H, W, 3] uint8 array')
+
+
+def _as_rgb_frame(frame: np.ndarray, i: int, k: int,
+                  channel_order: str) -> np.ndarray:
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(
+            f'Tracklet {i}, frame {k}: an array frame must be uint8 '
+            f'H x W x 3, got {frame.dtype} {tuple(frame.shape)}.')
+    return frame[..., ::-1] if channel_order == 'bgr' else frame
+
+
+def _read_tracklet(i: int, tracklet, channel_order: str):
+    """``('paths', [str])`` or ``('frames', [T, H, W, 3] array or a list
+    of H x W x 3 arrays)``, RGB, for one tracklet in any accepted form."""
+    if isinstance(tracklet, (str, os.PathLike)):
+        # Local import: the search helpers build on this module.
+        from .search import tracklet_frames
+        folder = os.fspath(tracklet)
+        if not osp.isdir(folder):
+            raise FileNotFoundError(
+                f'Tracklet {i}: {folder} is not a folder of frames (a '
+                'tracklet given as a path is a folder; give one file as a '
+                'list of one path).')
+        return 'paths', tracklet_frames(folder)
+    if isinstance(tracklet, np.ndarray):
+        if (tracklet.dtype != np.uint8 or tracklet.ndim != 4
+                or tracklet.shape[-1] != 3 or not len(tracklet)):
+            raise ValueError(
+                f'Tracklet {i}: an array must be uint8 RGB [T, H, W, 3] '
+                f'with T >= 1, got {tracklet.dtype} '
+                f'{tuple(tracklet.shape)}.')
+        if channel_order == 'bgr':
+            tracklet = tracklet[..., ::-1]
+        return 'frames', np.ascontiguousarray(tracklet)
+    if not isinstance(tracklet, (list, tuple)):
+        raise TypeError(f'Tracklet {i} is a {type(tracklet).__name__}; give '
+                        f'{_FORMS}.')
+    if not tracklet:
+        raise ValueError(f'Tracklet {i} has no frame.')
+    first = tracklet[0]
+    if isinstance(first, (str, os.PathLike)):
+        kind = (str, os.PathLike)
+    elif isinstance(first, Image.Image):
+        kind = Image.Image
+    elif isinstance(first, np.ndarray):
+        kind = np.ndarray
+    else:
+        raise TypeError(f'Tracklet {i}: frame 0 is a {type(first).__name__};'
+                        f' give {_FORMS}.')
+    for k, frame in enumerate(tracklet):
+        if not isinstance(frame, kind):
+            raise TypeError(
+                f'Tracklet {i}: frame {k} is a {type(frame).__name__} but '
+                f'frame 0 is a {type(first).__name__}; the frames of a '
+                'tracklet are all paths, all PIL images or all arrays.')
+    if kind is not np.ndarray and kind is not Image.Image:
+        return 'paths', [os.fspath(p) for p in tracklet]
+    if kind is Image.Image:
+        frames = [np.asarray(img.convert('RGB')) for img in tracklet]
+    else:
+        frames = [
+            _as_rgb_frame(f, i, k, channel_order)
+            for k, f in enumerate(tracklet)
+        ]
+    if len({f.shape for f in frames}) == 1:
+        return 'frames', np.ascontiguousarray(np.stack(frames))
+    return 'frames', [np.ascontiguousarray(f) for f in frames]
+
+
 def extract_tracklet_features(model: nn.Module,
-                              tracklets: Sequence[Union[Sequence[str],
-                                                        np.ndarray]],
+                              tracklets: Sequence[Any],
                               camids: Optional[Sequence[int]] = None,
+                              channel_order: str = 'rgb',
                               batch_size: int = 8) -> torch.Tensor:
     """Embed tracklets with the config's test pipeline.
 
     Each tracklet goes through the test pipeline of ``model.cfg`` (frame
     sampling, e.g. dense clips, resizing, packing) and the model's test
-    mode (dense clips averaged).
+    mode (:meth:`TFCLIP.embed_tracklets`: dense clips averaged).
+
+    Each tracklet is one of:
+
+    - a folder path (``str`` or ``Path``): its image files in natural
+      order (``f2.png`` before ``f10.png``);
+    - a list of frame paths, in temporal order;
+    - a list of PIL images (converted to RGB);
+    - a list of ``H x W x 3`` uint8 arrays, of any sizes (e.g. a
+      detector's crops);
+    - one uint8 array ``[T, H, W, 3]``.
 
     Args:
         model (nn.Module): A model from :func:`init_model`.
-        tracklets (Sequence): Each a list of frame paths in temporal order,
-            or a uint8 RGB array ``[T, H, W, 3]``.
+        tracklets (Sequence): The tracklets, each in one of the forms
+            above; anything else is refused, naming the tracklet.
         camids (Sequence[int], optional): 0-based camera of each tracklet;
             required when the model uses SIE. Defaults to None.
-        batch_size (int): Tracklets per forward when their clips have the
-            same shape (dense tracklets of different clip counts go
-            together). Defaults to 8.
+        channel_order (str): ``'rgb'`` or ``'bgr'`` (e.g. from
+            ``cv2.imread``): how the arrays are laid out. Files and PIL
+            images are decoded as RGB whatever it says. Defaults to 'rgb'.
+        batch_size (int): Tracklets per forward (their dense clips go
+            through the encoder together, in chunks of the model's
+            ``max_test_clips``). Defaults to 8.
 
     Returns:
         Tensor: ``[N, D]`` float32 embeddings on the CPU, in input order.
@@ -341,65 +430,75 @@ def extract_tracklet_features(model: nn.Module,
     if cfg is None:
         raise ValueError('The model has no config (model.cfg): build it '
                          'with mmtfclip.apis.init_model.')
+    if channel_order not in ('rgb', 'bgr'):
+        raise ValueError("channel_order must be 'rgb' or 'bgr', got "
+                         f'{channel_order!r}.')
+    if isinstance(tracklets, (str, os.PathLike, np.ndarray)):
+        raise TypeError(
+            f'tracklets must be a sequence of tracklets, got one '
+            f'{type(tracklets).__name__}: wrap a single tracklet in a list.')
+    tracklets = list(tracklets)
+    if not tracklets:
+        raise ValueError('No tracklet to embed.')
+    if batch_size < 1:
+        raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
+    num_cams = int(getattr(model, 'num_cams', 0) or 0)
+    use_cams = bool(getattr(model, 'use_camera_ids', False))
     if camids is None:
-        if getattr(model, 'use_camera_ids', False):
+        if use_cams:
             raise ValueError(
                 'The model uses camera ids (SIE): pass `camids`, one '
                 '0-based camera per tracklet.')
         camids = [0] * len(tracklets)
+    camids = list(camids)
     if len(camids) != len(tracklets):
         raise ValueError(f'Got {len(camids)} camids for {len(tracklets)} '
                          'tracklets.')
+    for i, camid in enumerate(camids):
+        try:
+            camids[i] = operator.index(camid)
+        except TypeError:
+            raise TypeError(f'Tracklet {i}: camid {camid!r} is not an '
+                            'integer.') from None
+        if use_cams and not 0 <= camids[i] < num_cams:
+            raise ValueError(
+                f'Tracklet {i}: camid {camid!r} is not a camera of the '
+                f'model (0 to {num_cams - 1}, model.backbone.num_cams).')
     pipeline_cfg = get_test_pipeline(cfg)
     init_default_scope(cfg.get('default_scope', 'mmtfclip'))
     file_pipeline = Compose(pipeline_cfg)
     array_pipeline = None
 
-    packed = []
-    for i, (tracklet, camid) in enumerate(zip(tracklets, camids)):
-        info = dict(pid=-1, camid=int(camid), tracklet_id=i, split='query')
-        if isinstance(tracklet, np.ndarray):
-            if (tracklet.dtype != np.uint8 or tracklet.ndim != 4
-                    or tracklet.shape[-1] != 3 or not len(tracklet)):
+    def pack(i: int) -> dict:
+        nonlocal array_pipeline
+        kind, frames = _read_tracklet(i, tracklets[i], channel_order)
+        info = dict(pid=-1, camid=int(camids[i]), tracklet_id=i, split='query')
+        if kind == 'paths':
+            return file_pipeline(dict(info, frame_paths=frames))
+        if array_pipeline is None:
+            if not any(_is_loader(t) for t in pipeline_cfg):
                 raise ValueError(
-                    f'Tracklet {i}: an array must be uint8 RGB [T, H, W, 3] '
-                    f'with T >= 1, got {tracklet.dtype} '
-                    f'{tuple(tracklet.shape)}.')
-            if array_pipeline is None:
-                if not any(_is_loader(t) for t in pipeline_cfg):
-                    raise ValueError(
-                        'The test pipeline has no LoadTrackletFrames step to '
-                        'replace with the given arrays.')
-                array_pipeline = Compose([
-                    _FramesFromArray() if _is_loader(t) else t
-                    for t in pipeline_cfg
-                ])
-            info.update(
-                frame_array=tracklet,
+                    'The test pipeline has no LoadTrackletFrames step to '
+                    'replace with the given frames.')
+            array_pipeline = Compose([
+                _FramesFromArray() if _is_loader(t) else t
+                for t in pipeline_cfg
+            ])
+        return array_pipeline(
+            dict(
+                info,
+                frame_array=frames,
                 frame_paths=[
-                    f'<tracklet {i} frame {k}>' for k in range(len(tracklet))
-                ])
-            packed.append(array_pipeline(info))
-        else:
-            paths = [str(p) for p in tracklet]
-            if not paths:
-                raise ValueError(f'Tracklet {i} has no frame.')
-            info.update(frame_paths=paths)
-            packed.append(file_pipeline(info))
+                    f'<tracklet {i} frame {k}>' for k in range(len(frames))
+                ]))
 
     features = []
-    start = 0
     with torch.no_grad():
-        while start < len(packed):
-            first = packed[start]['inputs']
-            stop = start + 1
-            # Clips [T, 3, H, W] of the same shape batch together, whatever
-            # the number of dense clips [N, T, 3, H, W] of each tracklet.
-            while (stop < len(packed) and stop - start < batch_size
-                   and packed[stop]['inputs'].dim() == first.dim()
-                   and packed[stop]['inputs'].shape[-4:] == first.shape[-4:]):
-                stop += 1
-            samples = model.test_step(pseudo_collate(packed[start:stop]))
+        for start in range(0, len(tracklets), batch_size):
+            packed = [
+                pack(i)
+                for i in range(start, min(start + batch_size, len(tracklets)))
+            ]
+            samples = model.test_step(pseudo_collate(packed))
             features.extend(s.pred_feature.float().cpu() for s in samples)
-            start = stop
     return torch.stack(features)

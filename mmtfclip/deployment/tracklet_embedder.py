@@ -9,11 +9,11 @@ class TrackletEmbedder(nn.Module):
     """A trained recognizer as one plain function of tensors, for export.
 
     Frames go in as the data pipeline packs them (uint8 RGB) and come out
-    as the model's test embedding: the wrapper converts to float,
-    normalises with the data preprocessor's mean and std and runs the
-    recognizer's test path (``extract_feat`` and ``head.predict``, what
-    ``forward(mode='tensor')`` does for one clip per row). ONNX export and
-    the FLOP count use it, since neither can pass data samples.
+    as the model's test embedding: the wrapper normalises with the data
+    preprocessor and runs the recognizer's test path for one clip per row
+    (``extract_feat`` and ``head.predict``, what ``embed_tracklets`` does
+    for tracklets of one clip). ONNX export and the FLOP count use it,
+    since neither can pass data samples.
 
     Args:
         model (nn.Module): A ``TFCLIP`` in eval mode, e.g. from
@@ -26,16 +26,6 @@ class TrackletEmbedder(nn.Module):
         super().__init__()
         self.model = model
         self.preprocess = preprocess
-        preprocessor = model.data_preprocessor
-        # Shaped [1, 1, 3, 1, 1] to broadcast over [N, T, 3, H, W].
-        self.register_buffer(
-            'mean',
-            preprocessor.mean.detach().clone().view(1, 1, 3, 1, 1),
-            persistent=False)
-        self.register_buffer(
-            'std',
-            preprocessor.std.detach().clone().view(1, 1, 3, 1, 1),
-            persistent=False)
 
     @property
     def use_camera_ids(self) -> bool:
@@ -57,11 +47,13 @@ class TrackletEmbedder(nn.Module):
         Returns:
             Tensor: ``[N, D]`` float32 embeddings (not L2-normalised).
         """
+        model = self.model
         inputs = frames
         if self.preprocess:
-            inputs = (frames.float() - self.mean) / self.std
+            inputs = model.data_preprocessor.normalize(frames)
         cams = cam_ids if self.use_camera_ids else None
         if self.use_camera_ids and cams is None:
             raise ValueError('The model uses camera ids (SIE): pass cam_ids.')
-        model = self.model
+        # One clip per row, without embed_tracklets' chunking and averaging,
+        # whose Python loops would fix the batch size of an exported graph.
         return model.head.predict(model.extract_feat(inputs, cams)).float()

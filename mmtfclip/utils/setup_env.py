@@ -18,7 +18,6 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import mmtfclip.engine  # noqa: F401,F403
     import mmtfclip.evaluation  # noqa: F401,F403
     import mmtfclip.models  # noqa: F401,F403
-    import mmtfclip.structures  # noqa: F401,F403
     import mmtfclip.visualization  # noqa: F401,F403
 
     if not init_default_scope:

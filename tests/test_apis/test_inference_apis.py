@@ -1,5 +1,6 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
 import os.path as osp
+from pathlib import Path
 
 import mmcv
 import numpy as np
@@ -7,9 +8,10 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmpretrain.structures import DataSample
+from PIL import Image
 
-from mmtfclip.apis import (CheckpointMismatchError, extract_tracklet_features,
-                           init_model)
+from mmtfclip.apis import (CheckpointMismatchError, TrackletFeatureExtractor,
+                           extract_tracklet_features, init_model)
 from mmtfclip.registry import MODELS
 from mmtfclip.testing import tiny_clip_arch
 
@@ -154,3 +156,92 @@ def test_extract_tracklet_features_errors(checkpoint):
         extract_tracklet_features(model, [frames.astype(np.float32)], [0])
     with pytest.raises(ValueError, match='2 camids for 1'):
         extract_tracklet_features(model, [frames], [0, 1])
+
+
+def _cosine(a, b):
+    return torch.nn.functional.cosine_similarity(a, b, dim=1)
+
+
+def test_every_tracklet_form_gives_the_same_embedding(checkpoint, tmp_path):
+    """A folder, a path list, PIL images, RGB crops and one [T, H, W, 3]
+    array of the same frames embed alike; BGR arrays with
+    channel_order='bgr' equal the RGB ones."""
+    model = init_model(tiny_cfg(), checkpoint[0])
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (6, H, W, 3), dtype=np.uint8)
+    folder = tmp_path / 'tracklet'
+    folder.mkdir()
+    paths = _write_frames(str(folder), frames)
+    forms = dict(
+        folder=str(folder),
+        folder_path=folder,
+        paths=paths,
+        path_objects=[Path(p) for p in paths],
+        pil=[Image.open(p) for p in paths],
+        crops=list(frames),
+        array=frames)
+    feats = extract_tracklet_features(
+        model, list(forms.values()), camids=[1] * len(forms))
+    for name, feat in zip(forms, feats):
+        assert _cosine(feat[None], feats[:1]).item() >= 0.9999, name
+    bgr = frames[..., ::-1]
+    from_bgr = extract_tracklet_features(
+        model, [bgr, list(bgr)], camids=[1, 1], channel_order='bgr')
+    torch.testing.assert_close(from_bgr, feats[-2:], rtol=0, atol=0)
+    # Read as RGB, BGR arrays are another tracklet.
+    as_rgb = extract_tracklet_features(model, [bgr], camids=[1])
+    assert _cosine(as_rgb, feats[-1:]).item() < 0.9999
+
+
+def test_detector_crops_of_different_sizes(checkpoint, tmp_path):
+    model = init_model(tiny_cfg(), checkpoint[0])
+    rng = np.random.default_rng(2)
+    crops = [
+        rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        for h, w in ((70, 30), (64, 32), (90, 41), (50, 25), (64, 29))
+    ]
+    folder = tmp_path / 'crops'
+    folder.mkdir()
+    paths = _write_frames(str(folder), crops)
+    feats = extract_tracklet_features(
+        model, [crops, paths, [Image.fromarray(c) for c in crops]],
+        camids=[0, 0, 0])
+    assert feats.shape == (3, 64 + 32 + 64)
+    assert _cosine(feats[:1], feats[1:]).min().item() >= 0.9999
+
+
+def test_extract_tracklet_features_refuses_other_inputs(checkpoint, tmp_path):
+    model = init_model(tiny_cfg(), checkpoint[0])
+    frames = np.zeros((4, H, W, 3), dtype=np.uint8)
+    with pytest.raises(TypeError, match='Tracklet 1 is a int'):
+        extract_tracklet_features(model, [frames, 7], [0, 0])
+    with pytest.raises(TypeError, match='Tracklet 0 is a Tensor'):
+        extract_tracklet_features(model, [torch.zeros(4, H, W, 3)], [0])
+    with pytest.raises(TypeError, match='frame 2 is a str but frame 0 is a'):
+        extract_tracklet_features(model, [[frames[0], frames[1], 'a.png']],
+                                  [0])
+    with pytest.raises(TypeError, match='Tracklet 0: frame 0 is a dict'):
+        extract_tracklet_features(model, [[{}]], [0])
+    with pytest.raises(ValueError, match='Tracklet 0, frame 1: an array'):
+        extract_tracklet_features(model, [[frames[0], frames[1, ..., 0]]], [0])
+    with pytest.raises(TypeError, match='wrap a single tracklet'):
+        extract_tracklet_features(model, str(tmp_path), [0])
+    with pytest.raises(FileNotFoundError, match='Tracklet 0: .* not a folder'):
+        extract_tracklet_features(model, [str(tmp_path / 'nothing')], [0])
+    with pytest.raises(ValueError, match="'rgb' or 'bgr'"):
+        extract_tracklet_features(model, [frames], [0], channel_order='rgba')
+    with pytest.raises(ValueError, match='camid 3 is not a camera'):
+        extract_tracklet_features(model, [frames], [3])
+    with pytest.raises(ValueError, match='Tracklet 0 has no frame'):
+        extract_tracklet_features(model, [[]], [0])
+
+
+def test_tracklet_feature_extractor(checkpoint):
+    path, _ = checkpoint
+    cfg = tiny_cfg()
+    extractor = TrackletFeatureExtractor(cfg, path, device='cpu')
+    frames = np.random.default_rng(3).integers(
+        0, 256, (5, H, W, 3), dtype=np.uint8)
+    expected = extract_tracklet_features(
+        init_model(cfg, path), [frames], camids=[2])
+    torch.testing.assert_close(extractor([frames], camids=[2]), expected)

@@ -128,6 +128,9 @@ def test_ablation_config_builds_and_runs(path):
     optim = OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-3))
     log_vars = model.train_step(data, optim)
     expected = {'loss', 'loss_id', 'loss_triplet', 'acc_id'}
+    # Each branch's ID and triplet terms are logged too.
+    branches = ['cls', 'proj'] + (['temporal'] if neck_type else [])
+    expected |= {f'{kind}_{b}' for kind in ('id', 'triplet') for b in branches}
     if memory:
         expected |= {'loss_i2t', 'acc_i2t'}
     if neck_type:

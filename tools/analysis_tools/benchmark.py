@@ -371,7 +371,10 @@ def build_memory_once(cfg: Config, model: torch.nn.Module) -> Dict:
     frames = sum(len(info['frame_paths']) for info in dataset.load_data_list())
     sync(model.data_preprocessor.device)
     start = time.perf_counter()
-    hook.build_memory(model, dataset)
+    model.prepare_memory(
+        hook.build_dataloader(dataset),
+        autocast=hook.autocast,
+        max_clips=hook.clips_per_batch)
     sync(model.data_preprocessor.device)
     seconds = time.perf_counter() - start
     return dict(

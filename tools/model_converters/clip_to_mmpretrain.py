@@ -1,46 +1,51 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
 """Convert OpenAI CLIP image-tower weights for mmpretrain's ViT.
 
-The result loads into a model whose ``backbone`` is mmpretrain's
-``VisionTransformer`` built as CLIP's ViT::
+The result loads into a model whose ``backbone`` is a ``ProjectedBackbone``
+around mmpretrain's ``VisionTransformer`` built as CLIP's ViT::
 
     backbone=dict(
-        type='mmpretrain.VisionTransformer',
-        _scope_='mmpretrain',
-        arch='base',                  # or a dict for other widths
-        img_size=(256, 128),          # (h, w)
-        patch_size=16,
-        patch_cfg=dict(padding=0),    # as CLIP: no padding for odd strides
-        pre_norm=True,                # CLIP's ln_pre
-        final_norm=True,              # CLIP's ln_post, on every token
-        norm_cfg=dict(type='LN', eps=1e-5),
-        layer_cfgs=dict(act_cfg=dict(type='QuickGELU')),
-        interpolate_mode='bilinear',
-        out_type='raw')
+        type='ProjectedBackbone',
+        encoder=dict(
+            type='mmpretrain.VisionTransformer',
+            _scope_='mmpretrain',
+            arch='base',                  # or a dict for other widths
+            img_size=(256, 128),          # (h, w)
+            patch_size=16,
+            patch_cfg=dict(padding=0),    # as CLIP: no padding
+            pre_norm=True,                # CLIP's ln_pre
+            final_norm=True,              # CLIP's ln_post, on every token
+            norm_cfg=dict(type='LN', eps=1e-5),
+            layer_cfgs=dict(act_cfg=dict(type='QuickGELU')),
+            interpolate_mode='bilinear',
+            out_type='raw'),
+        in_channels=768,
+        out_channels=512)
 
-and which owns CLIP's projection as a bias-free ``nn.Linear(768, 512)``
-named ``visual_proj`` (mmpretrain's ViT gives tokens only). The
-positional embedding keeps the pretraining grid; mmpretrain's ViT resizes
-it to ``img_size`` when the checkpoint is loaded.
+The wrapper holds CLIP's projection as a bias-free ``nn.Linear(768, 512)``
+named ``proj`` (mmpretrain's ViT gives tokens only). The positional
+embedding keeps the pretraining grid; mmpretrain's ViT resizes it to
+``img_size`` when the checkpoint is loaded.
 
-Key map (OpenAI ``visual.`` prefix dropped; ``i`` is the block index):
+Key map (OpenAI ``visual.`` prefix dropped; ``i`` is the block index; ``E``
+is ``backbone.encoder``):
 
 =====================================  ======================================
 OpenAI CLIP                            converted
 =====================================  ======================================
-conv1.weight                           backbone.patch_embed.projection.weight
-class_embedding ``[C]``                backbone.cls_token ``[1, 1, C]``
-positional_embedding ``[L, C]``        backbone.pos_embed ``[1, L, C]``
-ln_pre.{weight,bias}                   backbone.pre_norm.{weight,bias}
-transformer.resblocks.i.ln_1.*         backbone.layers.i.ln1.*
-transformer.resblocks.i.attn.in_proj_  backbone.layers.i.attn.qkv.{weight,bias}
+conv1.weight                           E.patch_embed.projection.weight
+class_embedding ``[C]``                E.cls_token ``[1, 1, C]``
+positional_embedding ``[L, C]``        E.pos_embed ``[1, L, C]``
+ln_pre.{weight,bias}                   E.pre_norm.{weight,bias}
+transformer.resblocks.i.ln_1.*         E.layers.i.ln1.*
+transformer.resblocks.i.attn.in_proj_  E.layers.i.attn.qkv.{weight,bias}
 {weight,bias}
-transformer.resblocks.i.attn.out_proj  backbone.layers.i.attn.proj.*
-transformer.resblocks.i.ln_2.*         backbone.layers.i.ln2.*
-transformer.resblocks.i.mlp.c_fc.*     backbone.layers.i.ffn.layers.0.0.*
-transformer.resblocks.i.mlp.c_proj.*   backbone.layers.i.ffn.layers.1.*
-ln_post.{weight,bias}                  backbone.ln1.{weight,bias}
-proj ``[C, D]``                        visual_proj.weight ``[D, C]``
+transformer.resblocks.i.attn.out_proj  E.layers.i.attn.proj.*
+transformer.resblocks.i.ln_2.*         E.layers.i.ln2.*
+transformer.resblocks.i.mlp.c_fc.*     E.layers.i.ffn.layers.0.0.*
+transformer.resblocks.i.mlp.c_proj.*   E.layers.i.ffn.layers.1.*
+ln_post.{weight,bias}                  E.ln1.{weight,bias}
+proj ``[C, D]``                        backbone.proj.weight ``[D, C]``
 =====================================  ======================================
 
 The text tower is not used and is left out. The CLIP file is read as data
@@ -74,18 +79,20 @@ _BLOCK_MAP = {
     'mlp.c_fc': 'ffn.layers.0.0',
     'mlp.c_proj': 'ffn.layers.1',
 }
+_ENCODER = 'backbone.encoder.'
 _BLOCK_KEY = re.compile(r'^transformer\.resblocks\.(\d+)\.(.+)$')
 
 
 def _convert_block_key(index: str, rest: str) -> str:
     for old, new in _BLOCK_MAP.items():
         if rest == old or rest.startswith(old + '.'):
-            return f'backbone.layers.{index}.{new}{rest[len(old):]}'
+            return f'{_ENCODER}layers.{index}.{new}{rest[len(old):]}'
     raise KeyError(rest)
 
 
 def convert(state_dict: Dict[str, torch.Tensor]) -> 'OrderedDict':
-    """Convert OpenAI CLIP weights to mmpretrain ViT + ``visual_proj``.
+    """Convert OpenAI CLIP weights to a ``ProjectedBackbone`` around
+    mmpretrain's ViT.
 
     Args:
         state_dict (dict): A whole CLIP state dict (``visual.*`` keys, the
@@ -93,8 +100,8 @@ def convert(state_dict: Dict[str, torch.Tensor]) -> 'OrderedDict':
             ...), as :func:`load_clip_checkpoint` returns.
 
     Returns:
-        OrderedDict: ``backbone.*`` keys of mmpretrain's
-        ``VisionTransformer`` and ``visual_proj.weight``.
+        OrderedDict: ``backbone.encoder.*`` keys of mmpretrain's
+        ``VisionTransformer`` and ``backbone.proj.weight``.
 
     Raises:
         KeyError: If an image-tower key has no counterpart; all such keys
@@ -106,17 +113,17 @@ def convert(state_dict: Dict[str, torch.Tensor]) -> 'OrderedDict':
     for key, value in visual.items():
         match = _BLOCK_KEY.match(key)
         if key == 'conv1.weight':
-            converted['backbone.patch_embed.projection.weight'] = value
+            converted[_ENCODER + 'patch_embed.projection.weight'] = value
         elif key == 'class_embedding':
-            converted['backbone.cls_token'] = value.reshape(1, 1, -1)
+            converted[_ENCODER + 'cls_token'] = value.reshape(1, 1, -1)
         elif key == 'positional_embedding':
-            converted['backbone.pos_embed'] = value.unsqueeze(0)
+            converted[_ENCODER + 'pos_embed'] = value.unsqueeze(0)
         elif key.startswith('ln_pre.'):
-            converted['backbone.pre_norm.' + key[len('ln_pre.'):]] = value
+            converted[_ENCODER + 'pre_norm.' + key[len('ln_pre.'):]] = value
         elif key.startswith('ln_post.'):
-            converted['backbone.ln1.' + key[len('ln_post.'):]] = value
+            converted[_ENCODER + 'ln1.' + key[len('ln_post.'):]] = value
         elif key == 'proj':
-            converted['visual_proj.weight'] = value.t().contiguous()
+            converted['backbone.proj.weight'] = value.t().contiguous()
         elif match is not None:
             try:
                 converted[_convert_block_key(*match.groups())] = value
@@ -135,7 +142,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Convert OpenAI CLIP image-tower weights (TorchScript '
         'archive, state dict or open_clip checkpoint) to mmpretrain '
-        'VisionTransformer weights plus `visual_proj`.')
+        'VisionTransformer weights plus CLIP\'s projection, for '
+        'ProjectedBackbone.')
     parser.add_argument('src', help='the CLIP weight file, e.g. ViT-B-16.pt')
     parser.add_argument('dst', help='the converted checkpoint to write')
     return parser.parse_args(argv)

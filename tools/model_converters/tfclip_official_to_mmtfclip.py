@@ -77,6 +77,7 @@ import torch
 from mmengine.logging import print_log
 
 from mmtfclip.fileio import UnsafeFileError, check_finite, load_file, save_file
+from mmtfclip.utils import strip_module_prefix
 
 # OpenAI CLIP's `visual.*` tensors (without the prefix), kept as they are.
 _BLOCK_TENSORS = ('ln_1.weight', 'ln_1.bias', 'attn.in_proj_weight',
@@ -146,12 +147,6 @@ UNUSED_KEYS = ('classifier_proj_temp2.weight', 'SSP.alpha', 'SSP.norm.weight',
 
 class LayoutError(ValueError):
     """The state dict is not the layout this converter maps."""
-
-
-def _strip_module(state_dict: Dict[str, torch.Tensor]) -> Dict:
-    return OrderedDict(
-        (k[len('module.'):] if k.startswith('module.') else k, v)
-        for k, v in state_dict.items())
 
 
 def _depth(keys, pattern: str) -> int:
@@ -254,7 +249,7 @@ def convert(state_dict: Dict[str, torch.Tensor],
     Raises:
         LayoutError: If keys are unknown or missing; both lists are given.
     """
-    state_dict = _strip_module(state_dict)
+    state_dict = strip_module_prefix(state_dict)
     keys = list(state_dict)
     visual_depth = _depth(keys,
                           r'image_encoder\.transformer\.resblocks\.(\d+)\.')
@@ -359,7 +354,7 @@ def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
         obj = obj['state_dict']
     if not isinstance(obj, dict):
         raise ValueError(f'{path} does not hold a state dict.')
-    keys = [k[len('module.'):] if k.startswith('module.') else k for k in obj]
+    keys = list(strip_module_prefix(obj))
     if any(k.startswith(_OUR_PARTS) for k in keys) and not any(
             k.startswith('image_encoder.') for k in keys):
         raise _already_ours(path)

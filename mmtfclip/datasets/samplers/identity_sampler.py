@@ -115,6 +115,14 @@ class IdentityBalancedSampler(Sampler):
         self.split_global_batch = split_global_batch
         self.mode = mode
         self.num_pids_per_batch = batch_size // num_instances
+        if self.num_pids_per_batch < 2:
+            # The triplet loss mines each anchor's negative in its batch
+            # (the global one with split_global_batch and gather=True).
+            raise ValueError(
+                f'IdentityBalancedSampler: batch_size ({batch_size}) / '
+                f'num_instances ({num_instances}) gives batches of one '
+                'identity, in which the triplet loss finds no negative; '
+                'put at least two identities in a batch.')
         if split_global_batch:
             self.global_batch_size = batch_size
             self.rank_batch_size = batch_size // self.world_size

@@ -41,6 +41,7 @@ from mmtfclip.fileio import (UnsafeFileError, check_finite, file_sha256,
                              is_safetensors_file, is_torchscript_archive,
                              load_file, load_safetensors,
                              load_torchscript_weights)
+from mmtfclip.utils import strip_module_prefix
 
 __all__ = [
     'openai_clip_files', 'check_openai_sha256', 'is_torchscript_archive',
@@ -48,9 +49,6 @@ __all__ = [
     'find_cached_open_clip_weights', 'load_clip_visual_weights',
     'resize_pos_embed', 'missing_weights_message'
 ]
-
-# Scalars OpenAI's archives keep next to the weights; they are metadata.
-OPENAI_METADATA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
 
 _CONFIG_KEY = 'model.backbone.pretrained'
 
@@ -147,8 +145,7 @@ def load_clip_checkpoint(path: str) -> 'OrderedDict[str, torch.Tensor]':
         raise RuntimeError(
             f'{path} holds no CLIP state dict (expected a mapping of '
             'names to tensors, or {"state_dict": ...}).')
-    if all(k.startswith('module.') for k in checkpoint):
-        checkpoint = {k[len('module.'):]: v for k, v in checkpoint.items()}
+    checkpoint = strip_module_prefix(checkpoint)
     # An attention mask is -inf above its diagonal by construction (the
     # text tower's, kept as a buffer by scripted open_clip models); it is
     # not a weight.

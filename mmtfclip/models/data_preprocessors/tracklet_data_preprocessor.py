@@ -116,10 +116,24 @@ class TrackletDataPreprocessor(BaseDataPreprocessor):
             raise ValueError(
                 'TrackletDataPreprocessor expects RGB clips [B, T, 3, H, W] '
                 f'or [B, N, T, 3, H, W], got {tuple(inputs.shape)}.')
+        return dict(
+            inputs=self.normalize(inputs),
+            data_samples=data.get('data_samples'))
+
+    def normalize(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Convert RGB frames ``[..., 3, H, W]`` (uint8 or float, 0-255) to
+        normalised float, cast to ``dtype`` if set.
+
+        Args:
+            inputs (Tensor): The frames; not modified.
+
+        Returns:
+            Tensor: ``(inputs - mean) / std``.
+        """
         # One float copy, normalised in place: the same numbers as
         # `(x - mean) / std` with a third less work on a CPU.
         inputs = inputs.to(torch.float32, copy=True)
         inputs.sub_(self.mean).div_(self.std)
         if self.dtype is not None:
             inputs = inputs.to(self.dtype)
-        return dict(inputs=inputs, data_samples=data.get('data_samples'))
+        return inputs

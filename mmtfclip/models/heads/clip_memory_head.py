@@ -33,9 +33,11 @@ class CLIPMemoryHead(BaseModule):
 
     - ``loss_id``: label-smoothed cross-entropy (0.1) x 0.25 on the class,
       projected-class and temporal features, each after its BNNeck and
-      classifier (the three terms summed);
+      classifier (the three terms summed; each is logged as ``id_cls``,
+      ``id_proj``, ``id_temporal``);
     - ``loss_triplet``: batch-hard triplet loss (margin 0.3) x 1 on the same
-      three features before the BNNecks (summed);
+      three features before the BNNecks (summed; logged as
+      ``triplet_cls``, ...);
     - ``loss_i2t``: label-smoothed cross-entropy x 1 on the memory logits,
       the projected class feature dotted with each identity's memory entry
       after SSP adds the sequence's prompt to it (no temperature);
@@ -237,9 +239,11 @@ class CLIPMemoryHead(BaseModule):
 
         Returns:
             dict: ``loss_id``, ``loss_triplet``, ``loss_i2t`` (with the
-            memory), ``loss_frame`` (with the frame branch), and the top-1
-            accuracies (%) ``acc_id`` of the class classifier and
-            ``acc_i2t`` of the memory logits.
+            memory), ``loss_frame`` (with the frame branch); for the log,
+            the branches' terms of ``loss_id`` and ``loss_triplet``
+            (``id_cls``, ``id_proj``, ``id_temporal``, ``triplet_cls``, ...;
+            detached) and the top-1 accuracies (%) ``acc_id`` of the class
+            classifier and ``acc_i2t`` of the memory logits.
         """
         branches = [('cls', self.cls_bn, self.cls_classifier),
                     ('proj', self.proj_bn, self.proj_classifier)]
@@ -247,16 +251,24 @@ class CLIPMemoryHead(BaseModule):
             branches.append(
                 ('temporal', self.temporal_bn, self.temporal_classifier))
         losses = dict()
+        terms = dict()
         loss_id, loss_triplet = 0., 0.
         for name, bn, classifier in branches:
             score = classifier(bn(feats[name]))
-            loss_id = loss_id + self.loss_id(score, labels)
-            loss_triplet = loss_triplet + self.loss_triplet(
-                feats[name], labels)
+            term_id = self.loss_id(score, labels)
+            term_triplet = self.loss_triplet(feats[name], labels)
+            loss_id = loss_id + term_id
+            loss_triplet = loss_triplet + term_triplet
+            terms[f'id_{name}'] = term_id.detach()
+            terms[f'triplet_{name}'] = term_triplet.detach()
             if name == 'cls':
                 losses['acc_id'] = self._accuracy(score, labels)
+        # The sums are the terms of the total loss, so that it is added up
+        # as the authors do; each branch's term is logged next to them
+        # (names without "loss", which the total leaves out).
         losses['loss_id'] = loss_id
         losses['loss_triplet'] = loss_triplet
+        losses.update(terms)
 
         if self.with_memory:
             self._check_memory()

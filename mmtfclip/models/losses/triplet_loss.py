@@ -147,12 +147,9 @@ class TripletLoss(nn.Module):
         else:
             distmat = euclidean_distance(feats)
             other_labels = labels
+        # Every anchor needs a negative: the identity-balanced sampler puts
+        # at least two identities in each batch (checked when it is built).
         same = labels.unsqueeze(1) == other_labels.unsqueeze(0)
-        if not (~same).any(dim=1).all():
-            raise ValueError(
-                'TripletLoss needs at least two identities in the batch '
-                'for every anchor to have a negative; use an identity-'
-                'balanced sampler.')
         dist_ap = distmat.masked_fill(~same, float('-inf')).amax(dim=1)
         dist_an = distmat.masked_fill(same, float('inf')).amin(dim=1)
         if self.margin is None:

@@ -1,10 +1,14 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
-from typing import Dict, List, Optional, Tuple, Union
+import inspect
+from contextlib import nullcontext
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+from mmengine.dist import all_reduce, get_dist_info
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
+from mmengine.utils import ProgressBar
 
 from mmtfclip.registry import MODELS
 
@@ -23,12 +27,14 @@ class TFCLIP(BaseModel):
     the losses. See :class:`CLIPMemoryHead` for the losses and the test
     embedding.
 
-    The backbone returns either ``(tokens, projected tokens)`` (``CLIPViT``)
-    or only the tokens, e.g. mmpretrain's ``VisionTransformer`` with
-    ``out_type='raw'`` (a tuple holding one ``[N, L, C]`` tensor); the
-    latter needs ``visual_proj``, CLIP's projection as a bias-free linear
-    layer owned by the recognizer (its weight is CLIP's ``proj``
-    transposed, see ``tools/model_converters/clip_to_mmpretrain.py``).
+    The backbone returns ``(tokens, projected tokens)`` for images
+    ``[N, 3, H, W]`` and says its widths as ``embed_dims`` and ``out_dims``:
+    ``CLIPViT`` does, and ``ProjectedBackbone`` gives any token encoder
+    (e.g. mmpretrain's ``VisionTransformer``) CLIP's projection.
+
+    Tracklets are embedded by one method, :meth:`embed_tracklets`, which
+    testing, :meth:`prepare_memory` (the CLIP-Memory), the inference APIs
+    and the tools call.
 
     Args:
         backbone (dict): Image encoder config.
@@ -36,15 +42,13 @@ class TFCLIP(BaseModel):
         neck (dict, optional): Temporal neck config; None leaves the model
             without temporal features (the head needs
             ``with_temporal=False`` then). Defaults to None.
-        visual_proj (dict, optional): ``dict(in_features, out_features)``
-            for a backbone that gives tokens only. Defaults to None.
         use_camera_ids (bool, optional): Feed the samples' cameras to the
             backbone (SIE). None uses them when the backbone has a camera
             embedding; True requires one. Defaults to None.
         max_test_clips (int, optional): At most this many clips go through
-            the encoder at once in ``predict`` / ``tensor`` mode (the dense
-            clips of the batch's tracklets, together, are split into
-            chunks); None runs all at once. Defaults to None.
+            the encoder at once in :meth:`embed_tracklets` (the dense clips
+            of a batch's tracklets, together, are split into chunks); None
+            runs all at once. Defaults to None.
         data_preprocessor (dict, optional): Defaults to a
             ``TrackletDataPreprocessor`` with ImageNet's mean and std.
         init_cfg (dict | list[dict], optional): Initialisation config.
@@ -55,7 +59,6 @@ class TFCLIP(BaseModel):
                  backbone: Dict,
                  head: Dict,
                  neck: Optional[Dict] = None,
-                 visual_proj: Optional[Dict] = None,
                  use_camera_ids: Optional[bool] = None,
                  max_test_clips: Optional[int] = None,
                  data_preprocessor: Optional[Union[Dict, nn.Module]] = None,
@@ -77,19 +80,6 @@ class TFCLIP(BaseModel):
         self.use_camera_ids = (
             bool(self.num_cams)
             if use_camera_ids is None else bool(use_camera_ids))
-
-        if visual_proj is not None:
-            unknown = set(visual_proj) - {'in_features', 'out_features'}
-            if unknown:
-                raise KeyError(
-                    'model.visual_proj takes in_features and out_features '
-                    f'(a bias-free linear layer), got {sorted(visual_proj)}.')
-            self.visual_proj = nn.Linear(
-                visual_proj['in_features'],
-                visual_proj['out_features'],
-                bias=False)
-        else:
-            self.visual_proj = None
         if max_test_clips is not None and max_test_clips < 1:
             raise ValueError(
                 f'max_test_clips must be >= 1 or None, got {max_test_clips}.')
@@ -101,41 +91,45 @@ class TFCLIP(BaseModel):
 
     @staticmethod
     def _build_backbone(cfg: Dict) -> nn.Module:
-        try:
-            return MODELS.build(cfg)
-        except TypeError as e:
-            # A foreign backbone that does not know SIE's arguments fails
-            # with a bare "unexpected keyword" error otherwise.
+        # A backbone without a camera embedding would fail with a bare
+        # "unexpected keyword" error on SIE's arguments: say why instead.
+        backbone_cls = MODELS.get(cfg['type']) if isinstance(
+            cfg.get('type'), str) else cfg.get('type')
+        if backbone_cls is not None:
+            params = inspect.signature(backbone_cls).parameters
+            takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
             for key in ('num_cams', 'sie_coef'):
-                if f"'{key}'" in str(e):
+                if key in cfg and key not in params and not takes_any:
                     raise TypeError(
                         f'model.backbone.{key} is set but the backbone '
                         f"{cfg.get('type')} has no camera embedding (SIE is "
                         'available with CLIPViT only); remove the key, e.g. '
-                        'with _delete_=True when swapping backbones.') from e
-            raise
+                        'with _delete_=True when swapping backbones.')
+        return MODELS.build(cfg)
 
     def _check_dims(self) -> None:
+        name = type(self.backbone).__name__
         width = getattr(self.backbone, 'embed_dims', None)
         out_dims = getattr(self.backbone, 'out_dims', None)
-        if self.visual_proj is not None:
-            out_dims = self.visual_proj.out_features
-            if width is not None and self.visual_proj.in_features != width:
-                raise ValueError(
-                    f'model.visual_proj.in_features='
-                    f'{self.visual_proj.in_features} but the backbone width '
-                    f'is {width}.')
+        if width is None or out_dims is None:
+            raise TypeError(
+                f'The backbone {name} does not say its token and projection '
+                'widths (embed_dims, out_dims): a TF-CLIP backbone returns '
+                '(tokens, projected tokens), as CLIPViT does; wrap an '
+                "encoder that gives tokens only in dict(type='"
+                "ProjectedBackbone', encoder=..., in_channels=...,"
+                ' out_channels=...).')
         mismatches = []
-        if width is not None and self.head.in_channels != width:
+        if self.head.in_channels != width:
             mismatches.append(f'model.head.in_channels='
                               f'{self.head.in_channels} vs backbone width '
                               f'{width}')
-        if out_dims is not None and self.head.proj_channels != out_dims:
+        if self.head.proj_channels != out_dims:
             mismatches.append(f'model.head.proj_channels='
                               f'{self.head.proj_channels} vs projection '
                               f'width {out_dims}')
-        if self.neck is not None and width is not None and getattr(
-                self.neck, 'embed_dims', width) != width:
+        if self.neck is not None and getattr(self.neck, 'embed_dims',
+                                             width) != width:
             mismatches.append(f'model.neck.embed_dims='
                               f'{self.neck.embed_dims} vs backbone width '
                               f'{width}')
@@ -161,29 +155,8 @@ class TFCLIP(BaseModel):
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Encoder tokens and projected tokens of ``[N, 3, H, W]`` frames."""
         if cam_ids is not None:
-            out = self.backbone(frames, cam_ids)
-        else:
-            out = self.backbone(frames)
-        if self.visual_proj is None:
-            if not (isinstance(out, (tuple, list)) and len(out) == 2):
-                raise TypeError(
-                    f'The backbone {type(self.backbone).__name__} does not '
-                    'return (tokens, projected tokens); set model.'
-                    'visual_proj=dict(in_features=..., out_features=...) to '
-                    'project its tokens.')
-            return out[0], out[1]
-        if isinstance(out, (tuple, list)):
-            if len(out) != 1:
-                raise TypeError(
-                    'With model.visual_proj the backbone must return one '
-                    f'token tensor [N, L, C], got {len(out)} outputs (for '
-                    "mmpretrain's ViT: out_type='raw', out_indices=-1).")
-            out = out[0]
-        if out.dim() != 3:
-            raise TypeError(
-                'With model.visual_proj the backbone must return tokens '
-                f'[N, L, C], got {tuple(out.shape)}.')
-        return out, self.visual_proj(out)
+            return self.backbone(frames, cam_ids)
+        return self.backbone(frames)
 
     def extract_feat(self,
                      inputs: torch.Tensor,
@@ -205,9 +178,6 @@ class TFCLIP(BaseModel):
             asked), and with a neck ``frame`` ``[B, T, C]`` and ``temporal``
             ``[B, C]``.
         """
-        if inputs.dim() != 5:
-            raise ValueError(
-                f'Expected clips [B, T, 3, H, W], got {tuple(inputs.shape)}.')
         batch, frames = inputs.shape[:2]
         frame_cams = None
         if cam_ids is not None:
@@ -237,6 +207,72 @@ class TFCLIP(BaseModel):
         batch, frames = inputs.shape[:2]
         _, proj_tokens = self._encode(inputs.flatten(0, 1))
         return proj_tokens[:, 0].reshape(batch, frames, -1).mean(dim=1)
+
+    def embed_tracklets(self,
+                        inputs: torch.Tensor,
+                        num_clips: Optional[Sequence[int]] = None,
+                        cam_ids: Optional[torch.Tensor] = None,
+                        feature: str = 'embedding',
+                        max_clips: Optional[int] = None) -> torch.Tensor:
+        """Embed tracklets given as their (dense) clips.
+
+        Each clip is embedded on its own and each tracklet's embedding is
+        the mean over its clips. The clips of all tracklets go through the
+        encoder together, in chunks of ``max_clips``: in eval mode no layer
+        mixes samples, so a batch of tracklets gives the embeddings of one
+        at a time.
+
+        Args:
+            inputs (Tensor): Normalised clips: ``[sum N, T, 3, H, W]`` (the
+                clips of the tracklets one after the other), or
+                ``[B, N, T, 3, H, W]`` (N clips each).
+            num_clips (Sequence[int], optional): The number of clips of each
+                tracklet, in order. None: N each for 6-d inputs, one each
+                for 5-d ones. Defaults to None.
+            cam_ids (Tensor, optional): Camera of each tracklet ``[B]``;
+                every clip (and frame) gets its tracklet's camera (SIE).
+                Defaults to None.
+            feature (str): ``'embedding'``, the head's test embedding, or
+                ``'memory'``, the CLIP-Memory feature (the projected class
+                token without camera, :meth:`extract_clip_feat`).
+                Defaults to 'embedding'.
+            max_clips (int, optional): Clips per encoder forward; None uses
+                ``max_test_clips``. Defaults to None.
+
+        Returns:
+            Tensor: ``[B, D]`` float32, one row per tracklet.
+        """
+        if inputs.dim() == 6:
+            if num_clips is None:
+                num_clips = [inputs.shape[1]] * inputs.shape[0]
+            inputs = inputs.flatten(0, 1)
+        elif num_clips is None:
+            num_clips = [1] * inputs.shape[0]
+        num_clips = list(num_clips)
+        if feature == 'memory':
+            if cam_ids is not None:
+                raise ValueError('The CLIP-Memory feature takes no cameras '
+                                 '(cam_ids must be None).')
+        elif feature != 'embedding':
+            raise ValueError("feature must be 'embedding' or 'memory', got "
+                             f'{feature!r}.')
+        if cam_ids is not None:
+            # SIE: each clip gets its tracklet's camera.
+            cam_ids = cam_ids.repeat_interleave(
+                torch.tensor(num_clips, device=cam_ids.device))
+        chunk = max_clips or self.max_test_clips or inputs.shape[0]
+        embeddings = []
+        for start in range(0, inputs.shape[0], chunk):
+            clips = inputs[start:start + chunk]
+            if feature == 'memory':
+                embeddings.append(self.extract_clip_feat(clips))
+                continue
+            cams = None if cam_ids is None else cam_ids[start:start + chunk]
+            embeddings.append(
+                self.head.predict(self.extract_feat(clips, cams)))
+        embeddings = torch.cat(embeddings).float()
+        return torch.stack(
+            [clips.mean(dim=0) for clips in embeddings.split(num_clips)])
 
     def _camera_ids(self, data_samples: Optional[SampleList],
                     device: torch.device) -> Optional[torch.Tensor]:
@@ -318,32 +354,103 @@ class TFCLIP(BaseModel):
 
     def _embed(self, inputs: torch.Tensor,
                data_samples: Optional[SampleList]) -> torch.Tensor:
-        """Test embeddings, each tracklet's dense clips averaged.
-
-        The clips of all tracklets go through the encoder together, in
-        chunks of ``max_test_clips``: in eval mode no layer mixes samples,
-        so a batch of tracklets gives the embeddings of one at a time.
-        """
+        """Test embeddings of a test batch, as :meth:`embed_tracklets`."""
         counts = self._clip_counts(inputs, data_samples)
         if data_samples is not None and len(data_samples) != len(counts):
             raise ValueError(f'Got {len(data_samples)} data samples for '
                              f'{len(counts)} tracklets.')
         cam_ids = self._camera_ids(data_samples, inputs.device)
-        if inputs.dim() == 6:
-            inputs = inputs.flatten(0, 1)
-        if cam_ids is not None:
-            # SIE: each clip gets its tracklet's camera.
-            cam_ids = cam_ids.repeat_interleave(
-                torch.tensor(counts, device=cam_ids.device))
-        chunk = self.max_test_clips or inputs.shape[0]
-        embeddings = []
-        for start in range(0, inputs.shape[0], chunk):
-            cams = None if cam_ids is None else cam_ids[start:start + chunk]
-            feats = self.extract_feat(inputs[start:start + chunk], cams)
-            embeddings.append(self.head.predict(feats))
-        embeddings = torch.cat(embeddings).float()
-        return torch.stack(
-            [clips.mean(dim=0) for clips in embeddings.split(counts)])
+        return self.embed_tracklets(inputs, counts, cam_ids)
+
+    @torch.no_grad()
+    def prepare_memory(self,
+                       dataloader: Iterable[dict],
+                       autocast: bool = True,
+                       max_clips: Optional[int] = None) -> torch.Tensor:
+        """Build the CLIP-Memory from the training tracklets.
+
+        As the authors define it: every tracklet of ``dataloader`` (packed
+        dense clips ``[N, T, 3, H, W]`` with ``gt_label``) is embedded with
+        the encoder as it is (:meth:`embed_tracklets` with
+        ``feature='memory'``: the projected class token averaged over
+        frames, without the camera embedding, then over clips), and each
+        identity's entry is the mean over its tracklets. The result is set
+        as ``head.clip_memory`` and returned.
+
+        In a distributed run each rank embeds the tracklets its loader
+        gives it (a sampler that splits the set without repeating a
+        tracklet, e.g. ``DefaultSampler(round_up=False)``) and the
+        per-identity sums are all-reduced, so every rank gets the same
+        memory. Rank 0 shows a progress bar.
+
+        Args:
+            dataloader (Iterable[dict]): Batches of packed samples
+                (``pseudo_collate``), with ``dataset`` when it is a
+                ``DataLoader`` (its length is checked against the number of
+                tracklets embedded by all ranks).
+            autocast (bool): Run the encoder under float16 autocast on
+                CUDA, as the authors. Defaults to True.
+            max_clips (int, optional): Clips per encoder forward; None uses
+                ``max_test_clips``. Defaults to None.
+
+        Returns:
+            Tensor: The memory ``[num_classes, D]``, float32 on the CPU.
+        """
+        num_classes = self.head.num_classes
+        sums = torch.zeros(
+            num_classes, self.head.proj_channels, dtype=torch.float64)
+        counts = torch.zeros(num_classes, dtype=torch.float64)
+        device = self.data_preprocessor.device
+        amp = (
+            torch.autocast(device_type='cuda', dtype=torch.float16)
+            if autocast and device.type == 'cuda' else nullcontext())
+        dataset = getattr(dataloader, 'dataset', None)
+        rank, _ = get_dist_info()
+        bar = ProgressBar(len(dataset)) if (rank == 0
+                                            and dataset is not None) else None
+        was_training = self.training
+        self.eval()
+        try:
+            for batch in dataloader:
+                data = self.data_preprocessor(batch, False)
+                labels = self._labels(data['data_samples'],
+                                      torch.device('cpu'))
+                if labels.min() < 0 or labels.max() >= num_classes:
+                    raise ValueError(
+                        f'Training labels must lie in [0, {num_classes}) '
+                        '(model.head.num_classes), got '
+                        f'{int(labels.min())}..{int(labels.max())}.')
+                with amp:
+                    feats = self.embed_tracklets(
+                        data['inputs'],
+                        self._clip_counts(data['inputs'],
+                                          data['data_samples']),
+                        feature='memory',
+                        max_clips=max_clips)
+                sums.index_add_(0, labels, feats.double().cpu())
+                counts.index_add_(0, labels,
+                                  torch.ones(len(labels), dtype=torch.float64))
+                if bar is not None:
+                    bar.update(len(labels))
+        finally:
+            self.train(was_training)
+        all_reduce(sums)
+        all_reduce(counts)
+        if dataset is not None and int(counts.sum()) != len(dataset):
+            raise ValueError(
+                f'The data loader gave {int(counts.sum())} tracklets over all '
+                f'ranks for a set of {len(dataset)}: its sampler repeats or '
+                'drops some (use DefaultSampler with round_up=False).')
+        missing = torch.nonzero(counts == 0).flatten().tolist()
+        if missing:
+            raise ValueError(
+                f'{len(missing)} of the {num_classes} identities have no '
+                f'training tracklet, so no CLIP-Memory entry: {missing[:20]}'
+                f"{' ...' if len(missing) > 20 else ''}. Check "
+                'model.head.num_classes against the training set.')
+        memory = (sums / counts.unsqueeze(1)).float()
+        self.head.set_memory(memory.to(self.head.clip_memory.device))
+        return memory
 
     def predict(self, inputs: torch.Tensor,
                 data_samples: SampleList) -> SampleList:

@@ -123,6 +123,9 @@ def test_errors():
     dataset = PidDataset(COUNTS)
     with pytest.raises(ValueError, match='divisible by num_instances'):
         IdentityBalancedSampler(dataset, batch_size=10, num_instances=4)
+    # One identity per batch: the triplet loss would find no negative.
+    with pytest.raises(ValueError, match='batches of one identity'):
+        IdentityBalancedSampler(dataset, batch_size=4, num_instances=4)
     with pytest.raises(ValueError, match='cannot fill a step'):
         IdentityBalancedSampler(
             PidDataset([4, 4]), batch_size=12, num_instances=4)

@@ -121,7 +121,9 @@ def test_sie_is_added_to_class_token_before_pos_embed():
 def test_sie_errors():
     model = CLIPViT(arch=TINY, img_size=(64, 32), num_cams=2)
     x = torch.randn(2, 3, 64, 32)
-    with pytest.raises(ValueError, match=r'lie in \[0, 2\)'):
+    # The range is checked against the data where it enters (no host sync
+    # in the forward); on the CPU an unknown camera is still an error.
+    with pytest.raises(IndexError):
         model(x, torch.tensor([0, 2]))
     with pytest.raises(ValueError, match='one per image'):
         model(x, torch.tensor([0]))

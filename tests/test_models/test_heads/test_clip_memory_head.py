@@ -137,7 +137,8 @@ def test_losses_with_the_authors_weights():
     losses = head.loss(feats, labels)
     assert set(losses) == {
         'loss_id', 'loss_triplet', 'loss_i2t', 'loss_frame', 'acc_id',
-        'acc_i2t'
+        'acc_i2t', 'id_cls', 'id_proj', 'id_temporal', 'triplet_cls',
+        'triplet_proj', 'triplet_temporal'
     }
 
     def score(name, bn, fc):
@@ -166,6 +167,11 @@ def test_losses_with_the_authors_weights():
                                        labels.repeat_interleave(T)) / T
     for key, value in expected.items():
         torch.testing.assert_close(losses[key], value, msg=key)
+    # Each branch's terms, logged next to their sums.
+    for name, term in zip(('cls', 'proj', 'temporal'), id_terms):
+        torch.testing.assert_close(losses[f'id_{name}'], 0.25 * term)
+        torch.testing.assert_close(losses[f'triplet_{name}'],
+                                   triplet(feats[name], labels))
     acc = (logits.argmax(1) == labels).float().mean() * 100
     torch.testing.assert_close(losses['acc_i2t'], acc)
     # The total the runner optimises: the sum of the four terms.

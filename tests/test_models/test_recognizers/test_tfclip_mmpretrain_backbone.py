@@ -30,12 +30,12 @@ def _tiny(cfg: Config) -> Config:
 
 def swap_cfg() -> Config:
     cfg = _tiny(Config.fromfile(SWAP_CFG))
-    cfg.model.backbone.update(
+    cfg.model.backbone.encoder.update(
         arch=dict(
             embed_dims=64, num_layers=2, num_heads=2,
             feedforward_channels=256),
         img_size=(H, W))
-    cfg.model.visual_proj = dict(in_features=64, out_features=32)
+    cfg.model.backbone.update(in_channels=64, out_channels=32)
     cfg.model.init_cfg = None
     return cfg
 
@@ -70,7 +70,7 @@ def test_swapped_backbone_equals_clip_vit(tmp_path):
     clip_sd = make_tiny_clip_state_dict()
 
     swapped = MODELS.build(swap_cfg().model)
-    assert type(swapped.backbone).__module__.startswith('mmpretrain.')
+    assert type(swapped.backbone.encoder).__module__.startswith('mmpretrain.')
     assert not swapped.use_camera_ids
     missing, unexpected = swapped.load_state_dict(
         converter.convert(clip_sd), strict=False)

@@ -77,6 +77,39 @@ def test_modes_and_shapes():
         model(x, None, mode='feat')
 
 
+def test_each_loss_term_is_logged_and_the_total_is_unchanged():
+    model = build()
+    data = model.data_preprocessor(
+        dict(
+            inputs=clips(4, T),
+            data_samples=samples([0, 0, 2, 2], [0, 1, 2, 0])))
+    losses = model(**data, mode='loss')
+    for kind, weight in (('id', 1), ('triplet', 1)):
+        terms = [losses[f'{kind}_{b}'] for b in ('cls', 'proj', 'temporal')]
+        assert not any(t.requires_grad for t in terms)
+        # The sum, term by term in the same order: exactly equal.
+        assert torch.equal(losses[f'loss_{kind}'].detach(),
+                           0. + terms[0] + terms[1] + terms[2])
+    total, log_vars = model.parse_losses(losses)
+    expected = sum(v for k, v in losses.items() if k.startswith('loss_'))
+    assert torch.equal(total, expected)
+    assert 'id_proj' in log_vars and 'triplet_temporal' in log_vars
+
+
+def test_embed_tracklets_memory_feature():
+    model = build(max_test_clips=2).eval()
+    x = model.data_preprocessor(dict(inputs=clips(1, 3, T)))['inputs'][0]
+    with torch.no_grad():
+        memory = model.embed_tracklets(x, [2, 1], feature='memory')
+        per_clip = model.extract_clip_feat(x)
+    torch.testing.assert_close(memory[0], per_clip[:2].mean(0))
+    torch.testing.assert_close(memory[1], per_clip[2])
+    with pytest.raises(ValueError, match='takes no cameras'):
+        model.embed_tracklets(x, [3], torch.tensor([0]), feature='memory')
+    with pytest.raises(ValueError, match="'embedding' or 'memory'"):
+        model.embed_tracklets(x, [3], feature='tokens')
+
+
 def test_dense_clips_are_averaged_with_the_tracklet_camera():
     model = build(max_test_clips=2).eval()
     x = model.data_preprocessor(dict(inputs=clips(1, 3, T)))['inputs']
@@ -160,9 +193,16 @@ def test_config_errors():
         cfg = tiny_cfg()
         cfg.model.neck = None
         MODELS.build(cfg.model)
-    with pytest.raises(TypeError, match='visual_proj'):
-        build(visual_proj=dict(in_features=64, out_features=32)).loss(
-            torch.zeros(4, T, 3, H, W), samples([0, 0, 1, 1], [0] * 4))
+    # A backbone that gives tokens only is refused when the model is built.
+    cfg = tiny_cfg()
+    cfg.model.backbone = dict(
+        type='mmpretrain.VisionTransformer',
+        arch=dict(
+            embed_dims=64, num_layers=1, num_heads=2, feedforward_channels=64),
+        img_size=(H, W),
+        out_type='raw')
+    with pytest.raises(TypeError, match="type='ProjectedBackbone'"):
+        MODELS.build(cfg.model)
     model = build()
     with pytest.raises(KeyError, match='camid'):
         model.loss(
