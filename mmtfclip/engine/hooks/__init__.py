@@ -4,8 +4,9 @@ from .config_check_hook import ConfigCheckHook
 from .epoch_seed_hook import EpochSeedHook
 from .epoch_summary_hook import EpochSummaryHook
 from .evaluate_before_train_hook import EvaluateBeforeTrainHook
+from .finite_loss_hook import FiniteLossHook, NonFiniteLossError
 
 __all__ = [
     'CLIPMemoryHook', 'ConfigCheckHook', 'EpochSeedHook', 'EpochSummaryHook',
-    'EvaluateBeforeTrainHook'
+    'EvaluateBeforeTrainHook', 'FiniteLossHook', 'NonFiniteLossError'
 ]
