@@ -20,7 +20,6 @@ import os.path as osp
 from typing import Any, Optional
 
 import torch
-
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
 from mmtfclip.fileio import load_file

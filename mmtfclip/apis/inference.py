@@ -10,8 +10,8 @@ from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
-from mmengine.runner.checkpoint import _load_checkpoint
 
+from mmtfclip.compat import load_checkpoint
 from mmtfclip.registry import MODELS
 
 ConfigType = Union[str, Path, Config]
@@ -215,7 +215,7 @@ def init_model(config: ConfigType,
     if checkpoint is None:
         model.init_weights()
     else:
-        ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+        ckpt = load_checkpoint(checkpoint, map_location='cpu')
         state_dict = ckpt.get('state_dict', ckpt) if isinstance(ckpt,
                                                                 dict) else ckpt
         if not isinstance(state_dict, dict):

@@ -275,7 +275,8 @@ def set_cpu_threads(cfg: Config) -> None:
     docs/benchmarks.md). Without CUDA, the main process therefore gets the
     cores left after one per training worker (at least one), divided among
     the processes of this machine. ``env_cfg.cpu_threads`` sets the number
-    instead; ``OMP_NUM_THREADS`` in the environment wins over both. Each
+    instead (None: torch's default); ``OMP_NUM_THREADS`` in the environment
+    wins over both. Each
     data-loader worker runs with one thread (torch's worker default, and
     OpenCV's threads are off through ``env_cfg.mp_cfg``).
 
@@ -285,6 +286,8 @@ def set_cpu_threads(cfg: Config) -> None:
     if torch.cuda.is_available() or 'OMP_NUM_THREADS' in os.environ:
         return
     threads = (cfg.get('env_cfg') or {}).get('cpu_threads', 'auto')
+    if threads is None:
+        return
     if threads == 'auto':
         cores = (len(os.sched_getaffinity(0)) if hasattr(
             os, 'sched_getaffinity') else os.cpu_count()) or 1

@@ -33,8 +33,8 @@ def _plain(obj: Any, key: str) -> Any:
         plain = {k: _plain(v, f'{key}.{k}') for k, v in obj.items()}
         # weights_only rebuilds these two dict kinds (schedulers keep their
         # milestones in a Counter); any other becomes a dict.
-        return type(obj)(plain) if isinstance(obj,
-                                              (OrderedDict, Counter)) else plain
+        return type(obj)(plain) if isinstance(obj, (OrderedDict,
+                                                    Counter)) else plain
     if isinstance(obj, (list, tuple, set)):
         items = [_plain(v, f'{key}[{i}]') for i, v in enumerate(obj)]
         return type(obj)(items)
@@ -66,10 +66,10 @@ def to_plain_checkpoint(checkpoint: dict) -> dict:
     if isinstance(hub, dict) and 'log_scalars' in hub:
         hub = dict(hub)
         hub['log_scalars'] = {
-            name: dict(
+            name:
+            dict(
                 log_history=torch.from_numpy(np.asarray(buf.data[0]).copy()),
-                count_history=torch.from_numpy(
-                    np.asarray(buf.data[1]).copy()),
+                count_history=torch.from_numpy(np.asarray(buf.data[1]).copy()),
                 max_length=buf.max_length)
             for name, buf in hub['log_scalars'].items()
         }

@@ -52,6 +52,9 @@ class ReIDRunner(Runner):
       overwrites the training run's config.
     """
 
+    #: Set from the config's ``load_from_skip_head`` by :meth:`from_cfg`.
+    load_from_skip_head = False
+
     @classmethod
     def from_cfg(cls, cfg) -> 'ReIDRunner':
         """Build the runner of ``cfg`` (not modified).
@@ -104,9 +107,8 @@ class ReIDRunner(Runner):
             with open(pointer) as f:
                 path = f.read().strip()
         if not path or not osp.isfile(path):
-            found = ('does not exist' if path is None else
-                     'is empty' if not path else
-                     f'names {path}, which does not exist')
+            found = ('does not exist' if path is None else 'is empty'
+                     if not path else f'names {path}, which does not exist')
             raise FileNotFoundError(
                 f'Nothing to resume from: {pointer} {found}. resume=True '
                 '(--resume without a path) continues the run whose '
@@ -160,8 +162,10 @@ class ReIDRunner(Runner):
                 f'loaded; its {len(head)} weights keep the config\'s '
                 'initialisation.')
         meta = checkpoint.get('meta')
-        check_checkpoint(model, state_dict,
-                         meta if isinstance(meta, dict) else {}, filename)
+        if hasattr(model, 'backbone') and hasattr(model, 'head'):
+            # The recognizers' check (models of other kinds have none).
+            check_checkpoint(model, state_dict,
+                             meta if isinstance(meta, dict) else {}, filename)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         checkpoint = _load_checkpoint_to_model(
             model, checkpoint, strict, revise_keys=revise_keys)
@@ -250,5 +254,4 @@ class ReIDRunner(Runner):
                     s.state_dict() for s in self.param_schedulers
                 ]
         self.call_hook('before_save_checkpoint', checkpoint=checkpoint)
-        save_file(
-            to_plain_checkpoint(checkpoint), osp.join(out_dir, filename))
+        save_file(to_plain_checkpoint(checkpoint), osp.join(out_dir, filename))
