@@ -12,8 +12,6 @@ The console shows a few progress lines and the summary; the full log is in
 the work dir (``<timestamp>/<timestamp>.log``).
 """
 import argparse
-import contextlib
-import io
 import logging
 import os
 import os.path as osp
@@ -101,17 +99,27 @@ def main():
     # The runner's log (environment, config, every iteration, warnings)
     # goes to its file in the work dir; the console shows errors, the
     # progress lines and the summary.
-    console = sys.stdout
     warnings.filterwarnings('ignore', module='mmcv')
     warnings.filterwarnings('ignore', message='This DataLoader will create')
-    with contextlib.redirect_stdout(io.StringIO()):
-        runner = RUNNERS.build(cfg)
-        for handler in runner.logger.handlers:
-            if type(handler) is logging.StreamHandler:
-                handler.setStream(console)
-                handler.setLevel(logging.ERROR)
-        runner.register_hook(_Progress(console), priority='LOWEST')
-        runner.train()
+    sys.stdout.flush()
+    console = os.fdopen(os.dup(sys.stdout.fileno()), 'w')
+    # Everything else that writes to stdout (progress bars bound to it at
+    # import) goes nowhere while the run lasts.
+    with open(os.devnull, 'w') as devnull:
+        saved = os.dup(sys.stdout.fileno())
+        os.dup2(devnull.fileno(), sys.stdout.fileno())
+        try:
+            runner = RUNNERS.build(cfg)
+            for handler in runner.logger.handlers:
+                if type(handler) is logging.StreamHandler:
+                    handler.setStream(console)
+                    handler.setLevel(logging.ERROR)
+            runner.register_hook(_Progress(console), priority='LOWEST')
+            runner.train()
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, sys.stdout.fileno())
+            os.close(saved)
     hub = runner.message_hub
     before = hub.get_info('metrics_before_train')
     # The config validates after the last epoch; the message hub keeps the
