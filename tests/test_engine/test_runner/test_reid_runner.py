@@ -244,3 +244,15 @@ def test_non_finite_loss_stops_before_any_checkpoint(trained, tmp_path):
         runner.train()
     assert not osp.exists(osp.join(run_dir, 'epoch_2.pth'))
     assert file_sha256(osp.join(run_dir, 'epoch_1.pth')) == digest
+
+
+def test_testing_keeps_the_training_config(trained):
+    data_root, work_dir, ckpt = trained
+    saved = osp.join(work_dir, 'tfclip_demo.py')
+    with open(saved) as f:
+        before = f.read()
+    runner = RUNNERS.build(_cfg(data_root, work_dir, load_from=ckpt))
+    assert 'reid/mAP' in runner.test()
+    with open(saved) as f:
+        assert f.read() == before
+    assert osp.isfile(osp.join(runner.log_dir, 'tfclip_demo.py'))
