@@ -6,14 +6,17 @@ import os.path as osp
 import shutil
 import zipfile
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.hooks import Hook
+from mmengine.logging import MessageHub
 
 from mmtfclip.apis import CheckpointMismatchError
 from mmtfclip.apis.inference import _ID_KEYS
 from mmtfclip.engine.hooks import NonFiniteLossError
+from mmtfclip.engine.runner import from_plain_checkpoint, to_plain_checkpoint
 from mmtfclip.fileio import UnsafeFileError, file_sha256, load_file, save_file
 from mmtfclip.registry import HOOKS, RUNNERS
 from mmtfclip.testing import run_python, write_tiny_synthetic_mars
@@ -256,3 +259,18 @@ def test_testing_keeps_the_training_config(trained):
     with open(saved) as f:
         assert f.read() == before
     assert osp.isfile(osp.join(runner.log_dir, 'tfclip_demo.py'))
+
+
+def test_plain_checkpoint_round_trip_and_refusal():
+    hub = MessageHub('plain_test')
+    hub.update_scalar('train/loss', 1.5)
+    hub.update_scalar('train/loss', np.float32(2.5))
+    hub.update_info('best_score', np.float64(0.25))
+    plain = to_plain_checkpoint(
+        dict(message_hub=hub.state_dict(), meta=dict(ids=np.arange(3))))
+    assert type(plain['message_hub']['runtime_info']['best_score']) is float
+    assert isinstance(plain['meta']['ids'], torch.Tensor)
+    restored = from_plain_checkpoint(plain)['message_hub']['log_scalars']
+    np.testing.assert_array_equal(restored['train/loss'].data[0], [1.5, 2.5])
+    with pytest.raises(TypeError, match=r'meta\.hook\.state is a builtins'):
+        to_plain_checkpoint(dict(meta=dict(hook=dict(state=object()))))
