@@ -4,35 +4,31 @@
 ``import mmtfclip`` imports this module, so every tool, test and API gets the
 fixes without doing anything.
 
-torch >= 2.6 made ``torch.load(weights_only=True)`` the default. mmengine
-0.10.7 calls ``torch.load`` without the argument, and a full mmengine
-checkpoint (``meta`` holds the message hub with its ``HistoryBuffer``
-objects, numpy scalars and the config) cannot be read that way, so
-``--resume`` and ``load_from`` break. Allow-listing the globals such a file
-needs ends with ``builtins.getattr``, which defeats the purpose; instead the
-local-file scheme of mmengine's ``CheckpointLoader`` is registered again with
-an explicit ``weights_only=False``. That scheme is what the Runner uses to
-read checkpoints it wrote itself (resume, ``load_from``, ``tools/test.py``).
-
-Files that come from elsewhere (CLIP weights, the authors' checkpoints) are
-never read through it: their loaders call :func:`load_weights`, which keeps
-``weights_only=True``.
+torch >= 2.6 made ``torch.load(weights_only=True)`` the default; mmengine
+0.10.7 calls ``torch.load`` without the argument and its Runner pickles the
+message hub's ``HistoryBuffer`` objects into every checkpoint. The project's
+runner (:class:`mmtfclip.engine.runner.ReIDRunner`) writes checkpoints that
+hold plain data only, so the local-file scheme of mmengine's
+``CheckpointLoader`` is registered again to read them with
+:func:`mmtfclip.fileio.load_file`: ``weights_only=True`` and the content
+digest checked, for ``--resume``, ``load_from``, ``tools/test.py`` and
+:func:`mmtfclip.apis.init_model` alike. A file that needs any other object
+is refused with its name and the type; nothing is unpickled beyond tensors,
+numbers, strings and containers, whoever wrote the file.
 """
 import os.path as osp
 from typing import Any, Optional
 
 import torch
-from mmengine.runner.checkpoint import CheckpointLoader
+from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
+
+from mmtfclip.fileio import load_file
 
 
 @CheckpointLoader.register_scheme(prefixes='', force=True)
-def load_trusted_checkpoint(filename: str,
-                            map_location: Optional[Any] = None) -> Any:
-    """Read a local checkpoint written by the mmengine Runner.
-
-    Unlike :func:`load_weights`, this unpickles arbitrary objects: only point
-    ``--resume``, ``load_from`` or ``tools/test.py`` at files you trust, as
-    with any pickle.
+def load_local_checkpoint(filename: str,
+                          map_location: Optional[Any] = None) -> Any:
+    """Read a local checkpoint as plain data (mmengine's local scheme).
 
     Args:
         filename (str): Path of the checkpoint.
@@ -41,11 +37,32 @@ def load_trusted_checkpoint(filename: str,
 
     Returns:
         dict: The checkpoint.
+
+    Raises:
+        FileNotFoundError: If there is no such file.
+        mmtfclip.fileio.UnsafeFileError: If the file is empty, truncated,
+            no longer matches its digest or holds more than plain data.
     """
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
+    return load_file(
+        osp.expanduser(filename), map_location=map_location, what='checkpoint')
+
+
+def load_checkpoint(filename: str, map_location: Optional[Any] = 'cpu') -> Any:
+    """Read a checkpoint from a path or URL, without mmengine's
+    ``Loads checkpoint by ... backend`` log line for local files.
+
+    Args:
+        filename (str): A local path, or a URL any ``CheckpointLoader``
+            scheme reads.
+        map_location (optional): Same as :func:`torch.load`.
+            Defaults to ``'cpu'``.
+
+    Returns:
+        The checkpoint.
+    """
+    if '://' in str(filename):
+        return _load_checkpoint(filename, map_location=map_location)
+    return load_local_checkpoint(str(filename), map_location=map_location)
 
 
 def load_weights(filename: str, map_location: Optional[Any] = 'cpu') -> Any:
@@ -73,7 +90,5 @@ def load_weights(filename: str, map_location: Optional[Any] = 'cpu') -> Any:
     except Exception as e:  # torch raises UnpicklingError or RuntimeError
         raise RuntimeError(
             f'{filename} holds more than tensors and plain containers, so it '
-            'is not loaded with weights_only=True. If it is a checkpoint '
-            'written by the mmengine Runner, load it with '
-            '`mmengine.runner.CheckpointLoader.load_checkpoint`; otherwise '
-            f'check where it comes from. ({type(e).__name__}: {e})') from e
+            'is not loaded with weights_only=True; check where it comes '
+            f'from. ({type(e).__name__}: {e})') from e

@@ -9,8 +9,8 @@ from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 from mmtfclip.registry import RUNNERS
-from mmtfclip.utils.launch import (amp_dtype, set_dataloader_defaults,
-                                   setup_distributed)
+from mmtfclip.utils import set_data_root
+from mmtfclip.utils.launch import amp_dtype
 from mmtfclip.visualization import ReIDRankingVisualizer
 
 
@@ -22,6 +22,10 @@ def parse_args():
     parser.add_argument(
         '--work-dir',
         help='the directory to save the file containing evaluation metrics')
+    parser.add_argument(
+        '--data-root',
+        help='dataset folder: sets the data_root of every dataset of the '
+        'config')
     parser.add_argument(
         '--dump',
         type=str,
@@ -96,12 +100,13 @@ def merge_args(cfg, args):
         for evaluator in metrics:
             evaluator['dump_path'] = args.dump
 
-    set_dataloader_defaults(cfg)
-
+    if args.data_root is not None:
+        set_data_root(cfg, args.data_root)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-
-    setup_distributed(cfg, args.launcher)
+    # The runner (runner_type) sets up the run and checks that the
+    # checkpoint fits the config before testing it.
+    cfg.launcher = args.launcher
     return cfg
 
 

@@ -7,10 +7,8 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from mmtfclip.registry import RUNNERS
-from mmtfclip.utils.config_check import check_train_config
-from mmtfclip.utils.launch import (enable_amp, fit_global_batch,
-                                   launcher_world_size,
-                                   set_dataloader_defaults, setup_distributed)
+from mmtfclip.utils import set_data_root
+from mmtfclip.utils.launch import enable_amp
 
 
 def parse_args():
@@ -18,12 +16,16 @@ def parse_args():
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
+        '--data-root',
+        help='dataset folder: sets the data_root of every dataset of the '
+        'config')
+    parser.add_argument(
         '--resume',
         nargs='?',
         type=str,
         const='auto',
-        help='resume from this checkpoint; without a path, resume from the '
-        'latest checkpoint in the work directory')
+        help='resume from this checkpoint; without a path, from the one '
+        'that WORK_DIR/last_checkpoint names (an error when there is none)')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -92,30 +94,20 @@ def merge_args(cfg, args):
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
 
-    set_dataloader_defaults(
-        cfg,
-        pin_memory=not args.no_pin_memory,
-        persistent_workers=not args.no_persistent_workers)
+    for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if cfg.get(field) is not None:
+            if args.no_pin_memory:
+                cfg[field].pin_memory = False
+            if args.no_persistent_workers:
+                cfg[field].persistent_workers = False
 
+    if args.data_root is not None:
+        set_data_root(cfg, args.data_root)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-
-    world_size = launcher_world_size(args.launcher)
-    fit_global_batch(cfg, world_size)
-    # Fail before any work on a config that cannot run; what needs the
-    # parsed training set is checked by ConfigCheckHook, first of the
-    # before_train hooks.
-    check_train_config(cfg, world_size)
-    hooks = list(cfg.get('custom_hooks') or [])
-    # EpochSummaryHook logs epoch and evaluation times and peak GPU memory;
-    # EpochSeedHook makes a resumed run draw the random numbers of the
-    # uninterrupted one.
-    for hook in ('ConfigCheckHook', 'EpochSummaryHook', 'EpochSeedHook'):
-        if not any(h.get('type') == hook for h in hooks):
-            hooks.append(dict(type=hook))
-    cfg.custom_hooks = hooks
-
-    setup_distributed(cfg, args.launcher)
+    # The runner (runner_type) does the rest: the batch split across the
+    # launcher's processes, the config checks, the distributed set-up.
+    cfg.launcher = args.launcher
     return cfg
 
 

@@ -19,8 +19,8 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from mmtfclip.utils import replace_key
-from mmtfclip.utils.launch import set_dataloader_defaults, setup_distributed
+from mmtfclip.registry import RUNNERS
+from mmtfclip.utils import replace_key, set_data_root
 
 
 def parse_args():
@@ -34,6 +34,10 @@ def parse_args():
         default=list(range(10)),
         help='split ids to run (default: 0..9)')
     parser.add_argument('--work-dir', help='parent of the per-split dirs')
+    parser.add_argument(
+        '--data-root',
+        help='dataset folder: sets the data_root of every dataset of the '
+        'config')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -67,6 +71,8 @@ def summarize(results: dict) -> dict:
 def main():
     args = parse_args()
     base_cfg = Config.fromfile(args.config)
+    if args.data_root is not None:
+        set_data_root(base_cfg, args.data_root)
     if args.cfg_options is not None:
         base_cfg.merge_from_dict(args.cfg_options)
     work_root = args.work_dir or osp.join(
@@ -83,10 +89,12 @@ def main():
                 'tool is for iLIDS-VID and PRID-2011 style datasets.')
         cfg.work_dir = osp.join(work_root, f'split_{split_id}')
         # Re-running the tool continues an interrupted split.
-        cfg.resume = True
-        set_dataloader_defaults(cfg)
-        setup_distributed(cfg, args.launcher)
-        runner = Runner.from_cfg(cfg)
+        cfg.resume = osp.isfile(osp.join(cfg.work_dir, 'last_checkpoint'))
+        cfg.launcher = args.launcher
+        if 'runner_type' not in cfg:
+            runner = Runner.from_cfg(cfg)
+        else:
+            runner = RUNNERS.build(cfg)
         runner.train()
         results[split_id] = runner.test()
         print_log(f'split {split_id}: {results[split_id]}', logger='current')

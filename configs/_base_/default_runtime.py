@@ -1,5 +1,10 @@
 # Runtime settings shared by every config.
 default_scope = 'mmtfclip'
+# mmtfclip.engine.runner.ReIDRunner: what a run needs beyond mmengine's
+# Runner (batch split, CPU distributed set-up, config checks, plain-data
+# checkpoints checked against the model); every tool builds it with
+# RUNNERS.build(cfg), and so can a notebook.
+runner_type = 'ReIDRunner'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
@@ -9,12 +14,24 @@ default_hooks = dict(
     # validate during training.
     checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # mmtfclip's: the model against the training set's identities and
+    # cameras before any work; the random numbers of each epoch from (seed,
+    # epoch), so that a resumed run goes on as the uninterrupted one; epoch
+    # and evaluation times; a stop at the first non-finite loss, before it
+    # reaches a checkpoint.
+    config_check=dict(type='ConfigCheckHook'),
+    epoch_seed=dict(type='EpochSeedHook'),
+    epoch_summary=dict(type='EpochSummaryHook'),
+    finite_loss=dict(type='FiniteLossHook'),
 )
 
 env_cfg = dict(
     cudnn_benchmark=True,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
     dist_cfg=dict(backend='nccl'),
+    # Without CUDA: threads of the main process; 'auto' leaves a core to
+    # each training data-loader worker (OMP_NUM_THREADS wins).
+    cpu_threads='auto',
 )
 
 # LocalVisBackend writes the scalars and the json log (read by

@@ -29,3 +29,18 @@ def replace_key(node: Any, key: str, value: Any) -> int:
         for child in node:
             count += replace_key(child, key, value)
     return count
+
+
+def set_data_root(cfg, data_root: str) -> None:
+    """Point every dataset of ``cfg`` at ``data_root`` (``--data-root``).
+
+    Args:
+        cfg (Config): The config, modified in place.
+        data_root (str): The dataset folder.
+
+    Raises:
+        ValueError: If no dataset of the config has a ``data_root``.
+    """
+    if not replace_key(cfg._cfg_dict, 'data_root', data_root):
+        raise ValueError('--data-root: no dataset of the config has a '
+                         '`data_root` key to set.')

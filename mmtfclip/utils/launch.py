@@ -1,7 +1,10 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
-"""What ``tools/train.py`` and ``tools/test.py`` share before the Runner.
+"""How :class:`mmtfclip.engine.runner.ReIDRunner` prepares a config.
 
-Two things here are not in mmengine:
+:func:`prepare_run_config` is the one place where a config becomes a run:
+the runner calls it, so ``tools/train.py``, ``tools/test.py``,
+``tools/train_splits.py``, the demo and ``RUNNERS.build(cfg)`` in a notebook
+all run the same thing. What it does that mmengine does not:
 
 * CPU-only distributed runs. mmengine 0.10.7's ``init_dist`` calls
   ``torch.cuda.set_device`` and its DDP wrapper passes ``device_ids``; both
@@ -15,6 +18,11 @@ Two things here are not in mmengine:
   (``IdentityBalancedSampler(split_global_batch=True)``): the per-rank batch
   of the data loader follows from the number of processes
   (:func:`fit_global_batch`).
+* Data-loader defaults that only work in some settings
+  (:func:`set_dataloader_defaults`) and the checks of
+  :func:`mmtfclip.utils.config_check.check_train_config`.
+* CPU threads: without CUDA, the main process takes the cores the
+  data-loader workers leave (:func:`set_cpu_threads`).
 """
 import logging
 import os
@@ -28,6 +36,8 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 from mmengine.registry import FUNCTIONS
 from torch.utils.data import get_worker_info
+
+from mmtfclip.utils.config_check import check_train_config
 
 
 def setup_distributed(cfg: Config, launcher: str) -> None:
@@ -235,6 +245,13 @@ def set_dataloader_defaults(cfg: Config,
                    if field == 'train_dataloader' else 'pseudo_collate')
         merged = ConfigDict(collate_fn=dict(type=collate))
         merged.update(deepcopy(loader))
+        if merged.get('persistent_workers') and not merged.get(
+                'num_workers', 0):
+            print_log(
+                f'{field}.persistent_workers=True needs worker processes '
+                f'but {field}.num_workers is 0; set to False.',
+                logger='current',
+                level=logging.WARNING)
         # A config's own value stands unless the command line turns the
         # option off (`--no-pin-memory`, `--no-persistent-workers`).
         merged.setdefault('pin_memory', torch.cuda.is_available())
@@ -247,3 +264,65 @@ def set_dataloader_defaults(cfg: Config,
         if not persistent_workers or merged.get('num_workers', 0) == 0:
             merged['persistent_workers'] = False
         cfg[field] = merged
+
+
+def set_cpu_threads(cfg: Config) -> None:
+    """Share the CPU cores between the main process and the loader workers.
+
+    torch's default (one intra-op thread per core in the main process)
+    competes with the data-loader workers for the same cores; on a small
+    machine that oversubscription costs more than the threads gain (see
+    docs/benchmarks.md). Without CUDA, the main process therefore gets the
+    cores left after one per training worker (at least one), divided among
+    the processes of this machine. ``env_cfg.cpu_threads`` sets the number
+    instead (None: torch's default); ``OMP_NUM_THREADS`` in the environment
+    wins over both. Each
+    data-loader worker runs with one thread (torch's worker default, and
+    OpenCV's threads are off through ``env_cfg.mp_cfg``).
+
+    Args:
+        cfg (Config): The config (read only).
+    """
+    if torch.cuda.is_available() or 'OMP_NUM_THREADS' in os.environ:
+        return
+    threads = (cfg.get('env_cfg') or {}).get('cpu_threads', 'auto')
+    if threads is None:
+        return
+    if threads == 'auto':
+        cores = (len(os.sched_getaffinity(0)) if hasattr(
+            os, 'sched_getaffinity') else os.cpu_count()) or 1
+        procs = int(os.environ.get('LOCAL_WORLD_SIZE', 1))
+        workers = (cfg.get('train_dataloader') or {}).get('num_workers', 0)
+        threads = max(1, cores // procs - workers)
+    torch.set_num_threads(int(threads))
+    print_log(
+        f'CPU run: {int(threads)} thread(s) for the main process '
+        '(env_cfg.cpu_threads or OMP_NUM_THREADS to choose).',
+        logger='current')
+
+
+def prepare_run_config(cfg: Config) -> None:
+    """Turn a config into the run it describes (called by the runner).
+
+    Fills in the data-loader defaults, splits a global training batch
+    across the processes of ``cfg.launcher``, checks a training config
+    (every problem named by its key), sets up CPU-only distributed runs and
+    the CPU threads. Applying it twice changes nothing, so the config the
+    runner dumps into ``work_dir`` runs the same way again.
+
+    Args:
+        cfg (Config): The config, modified in place.
+
+    Raises:
+        ValueError: If the config cannot work, naming each key.
+    """
+    launcher = cfg.get('launcher', 'none')
+    world_size = launcher_world_size(launcher)
+    set_dataloader_defaults(cfg)
+    fit_global_batch(cfg, world_size)
+    if cfg.get('train_dataloader') is not None and cfg.get(
+            'train_cfg') is not None:
+        # What needs the parsed training set is checked by ConfigCheckHook.
+        check_train_config(cfg, world_size)
+    setup_distributed(cfg, launcher)
+    set_cpu_threads(cfg)

@@ -1,5 +1,6 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
-"""Checkpoints saved by the Runner load and resume on torch >= 2.6."""
+"""Checkpoints saved by the project's runner load and resume on torch >= 2.6
+with ``weights_only=True``."""
 import collections
 import os.path as osp
 
@@ -7,9 +8,9 @@ import pytest
 import torch
 import torch.nn as nn
 from mmengine.model import BaseModel
-from mmengine.runner import Runner
 
 from mmtfclip.compat import load_weights
+from mmtfclip.engine.runner import ReIDRunner
 from mmtfclip.registry import MODELS
 
 
@@ -45,7 +46,7 @@ class _ToyDataset(torch.utils.data.Dataset):
 
 
 def _runner(work_dir, max_epochs, **kwargs):
-    return Runner(
+    return ReIDRunner(
         model=dict(type='_ToyRegressor'),
         work_dir=work_dir,
         train_dataloader=dict(

@@ -6,6 +6,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from mmtfclip.utils import launch
 from mmtfclip.utils.launch import (amp_dtype, epoch_worker_init_fn,
                                    fit_global_batch, launcher_world_size,
                                    set_dataloader_defaults, setup_distributed)
@@ -36,6 +37,18 @@ def test_dataloader_defaults_fill_in_what_can_work():
     # Dense test tracklets differ in their number of clips: the data
     # preprocessor batches them, not the collate function.
     assert cfg.val_dataloader.collate_fn == dict(type='pseudo_collate')
+
+
+def test_persistent_workers_without_workers_is_set_right_and_logged(
+        monkeypatch):
+    messages = []
+    monkeypatch.setattr(launch, 'print_log',
+                        lambda msg, **kwargs: messages.append(msg))
+    cfg = _cfg(num_workers=0, persistent_workers=True)
+    set_dataloader_defaults(cfg)
+    assert cfg.train_dataloader.persistent_workers is False
+    assert any('train_dataloader.persistent_workers=True needs worker' in m
+               and 'num_workers is 0' in m for m in messages)
 
 
 def test_command_line_flags_override_the_config():

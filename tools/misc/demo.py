@@ -7,19 +7,25 @@
    randomly initialised CLIP) on the CPU, evaluating before and after
    training (dense clips, MARS protocol).
 3. Prints mAP and rank-1 both times and writes a ranking picture.
+
+The console shows a few progress lines and the summary; the full log is in
+the work dir (``<timestamp>/<timestamp>.log``).
 """
 import argparse
+import logging
 import os
 import os.path as osp
+import sys
 import time
+import warnings
 
 import mmcv
 import numpy as np
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+from mmengine.hooks import Hook
 
-from mmtfclip.utils import replace_key
-from mmtfclip.utils.launch import set_dataloader_defaults
+from mmtfclip.registry import RUNNERS
+from mmtfclip.utils import set_data_root
 from mmtfclip.utils.synthetic import make_synthetic_mars
 from mmtfclip.visualization import ReIDRankingVisualizer
 
@@ -47,6 +53,35 @@ def parse_args():
     return parser.parse_args()
 
 
+class _Progress(Hook):
+    """A console line before training and every ``interval`` epochs."""
+
+    def __init__(self, console, interval: int = 10) -> None:
+        self.console = console
+        self.interval = interval
+        self.start = time.perf_counter()
+
+    def before_train_epoch(self, runner) -> None:
+        if runner.epoch == 0:
+            print(
+                f'training {runner.max_epochs} epochs; the full log is in '
+                f'{osp.relpath(runner.log_dir)}',
+                file=self.console,
+                flush=True)
+
+    def after_train_epoch(self, runner) -> None:
+        epoch = runner.epoch + 1
+        if epoch % self.interval and epoch != runner.max_epochs:
+            return
+        loss = runner.message_hub.get_scalar('train/loss').mean(
+            len(runner.train_dataloader))
+        print(
+            f'  epoch {epoch:3d}/{runner.max_epochs}  loss {loss:.3f}  '
+            f'{time.perf_counter() - self.start:5.0f} s',
+            file=self.console,
+            flush=True)
+
+
 def main():
     args = parse_args()
     start = time.perf_counter()
@@ -56,14 +91,35 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    replace_key(cfg._cfg_dict, 'data_root', args.data_root)
+    set_data_root(cfg, args.data_root)
     cfg.work_dir = args.work_dir
     dump_path = osp.join(args.work_dir, 'test_results.npz')
     cfg.val_evaluator['dump_path'] = dump_path
-    set_dataloader_defaults(cfg)
 
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    # The runner's log (environment, config, every iteration, warnings)
+    # goes to its file in the work dir; the console shows errors, the
+    # progress lines and the summary.
+    warnings.filterwarnings('ignore', module='mmcv')
+    warnings.filterwarnings('ignore', message='This DataLoader will create')
+    sys.stdout.flush()
+    console = os.fdopen(os.dup(sys.stdout.fileno()), 'w')
+    # Everything else that writes to stdout (progress bars bound to it at
+    # import) goes nowhere while the run lasts.
+    with open(os.devnull, 'w') as devnull:
+        saved = os.dup(sys.stdout.fileno())
+        os.dup2(devnull.fileno(), sys.stdout.fileno())
+        try:
+            runner = RUNNERS.build(cfg)
+            for handler in runner.logger.handlers:
+                if type(handler) is logging.StreamHandler:
+                    handler.setStream(console)
+                    handler.setLevel(logging.ERROR)
+            runner.register_hook(_Progress(console), priority='LOWEST')
+            runner.train()
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, sys.stdout.fileno())
+            os.close(saved)
     hub = runner.message_hub
     before = hub.get_info('metrics_before_train')
     # The config validates after the last epoch; the message hub keeps the

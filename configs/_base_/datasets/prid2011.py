@@ -48,6 +48,11 @@ train_batch_size = 16  # P x K = 4 identities x 4 tracklets
 train_dataloader = dict(
     batch_size=train_batch_size,
     num_workers=8,
+    # Workers seeded from the epoch's seed and the rank (resumable; see
+    # mmtfclip.utils.launch.epoch_worker_init_fn); clips of one shape.
+    worker_init_fn=dict(type='epoch_worker_init_fn'),
+    collate_fn=dict(type='default_collate'),
+    persistent_workers=False,
     sampler=dict(
         type='IdentityBalancedSampler',
         batch_size=train_batch_size,

@@ -50,12 +50,14 @@ class EpochSummaryHook(Hook):
     def after_train_epoch(self, runner) -> None:
         elapsed = time.perf_counter() - self._start.pop('train')
         scalars = {'train/epoch_time_s': elapsed}
-        msg = f'Epoch {runner.epoch} took {elapsed:.1f} s'
+        # runner.epoch counts finished epochs; mmengine's log lines count
+        # from 1, as here.
+        msg = f'Epoch {runner.epoch + 1} took {elapsed:.1f} s'
         if torch.cuda.is_available():
             scalars['train/peak_memory_mb'] = self._peak_mb
             msg += f', peak GPU memory {self._peak_mb:.0f} MB'
         runner.logger.info(msg)
-        runner.visualizer.add_scalars(scalars, step=runner.epoch)
+        runner.visualizer.add_scalars(scalars, step=runner.epoch + 1)
 
     def before_val_epoch(self, runner) -> None:
         self._start['val'] = time.perf_counter()
