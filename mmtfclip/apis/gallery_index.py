@@ -246,10 +246,14 @@ class GalleryIndex:
             num_rows=self.num_rows,
             shards=self._shards,
             faiss=self._faiss_entry)
-        atomic_write_bytes(_json_bytes(manifest), osp.join(self.root, MANIFEST))
+        atomic_write_bytes(
+            _json_bytes(manifest), osp.join(self.root, MANIFEST))
         # Shards of an index this one replaced are no longer listed.
-        listed = {f for s in self._shards
-                  for f in (s['features'], s['tracklets'])}
+        listed = {
+            f
+            for s in self._shards
+            for f in (s['features'], s['tracklets'])
+        }
         for name in os.listdir(self.root):
             if _SHARD_RE.match(name) and name not in listed:
                 os.remove(osp.join(self.root, name))
@@ -273,11 +277,14 @@ class GalleryIndex:
     # Reading
     # ------------------------------------------------------------------
     @classmethod
-    def load(cls,
-             root: str,
-             key: Optional[dict] = None,
-             dist_metric: str = 'euclidean',
-             feat_norm: bool = True) -> Tuple[Optional['GalleryIndex'], str]:
+    def load(
+        cls,
+        root: str,
+        key: Optional[dict] = None,
+        dist_metric: str = 'euclidean',
+        feat_norm: bool = True,
+        settings: Optional[dict] = None
+    ) -> Tuple[Optional['GalleryIndex'], str]:
         """Read an index, checking every file it lists.
 
         Args:
@@ -286,6 +293,8 @@ class GalleryIndex:
                 with; None accepts any. Defaults to None.
             dist_metric (str): Search distance. Defaults to ``'euclidean'``.
             feat_norm (bool): Search normalisation. Defaults to True.
+            settings (dict, optional): The readable settings behind
+                ``key``, to say what changed. Defaults to None.
 
         Returns:
             tuple[GalleryIndex | None, str]: The index, or None and why it
@@ -304,8 +313,8 @@ class GalleryIndex:
                               f'{manifest.get("version")}, not '
                               f'{FORMAT_VERSION}')
             if key is not None and manifest['key'] != key:
-                return None, ('it was built with another model: ' +
-                              describe_difference(manifest['key'], key))
+                return None, 'it is stale: ' + cls._staleness(
+                    manifest, key, settings)
             index = cls(
                 root,
                 manifest['key'],
@@ -325,6 +334,31 @@ class GalleryIndex:
             return None, f'{path} is unreadable ({type(err).__name__}: {err})'
         return index, ''
 
+    @staticmethod
+    def _staleness(manifest: dict, key: dict, settings: Optional[dict]) -> str:
+        """Why an index's key differs, in words."""
+        old_key, old = manifest['key'], manifest.get('settings') or {}
+        reasons = []
+        if settings is not None and old_key.get('config_sha256') != key.get(
+                'config_sha256'):
+            changed = describe_difference(
+                {
+                    k: v
+                    for k, v in old.items() if k != 'checkpoint'
+                }, {
+                    k: v
+                    for k, v in settings.items() if k != 'checkpoint'
+                })
+            reasons.append('the embedding settings of the config differ (' +
+                           (changed or 'settings not recorded') + ')')
+        if settings is not None and old_key.get(
+                'checkpoint_sha256') != key.get('checkpoint_sha256'):
+            reasons.append(f'the checkpoint content differs (it was built '
+                           f'with {old.get("checkpoint")}, checkpoint_sha256 '
+                           'differs)')
+        return '; '.join(reasons) or ('its key differs: ' +
+                                      describe_difference(old_key, key))
+
     def _read_shard(self, shard: dict) -> str:
         """Read one shard into the index; a problem in words, or ''."""
         files = {}
@@ -341,8 +375,7 @@ class GalleryIndex:
             records = json.loads(f.read().decode())
         rows = shard['rows']
         if (features.dtype != np.float32 or features.ndim != 2
-                or features.shape != (rows, self.dim)
-                or len(records) != rows):
+                or features.shape != (rows, self.dim) or len(records) != rows):
             return (f'{files["features"]} holds {features.dtype} '
                     f'{features.shape} and {len(records)} tracklets, the '
                     f'manifest says float32 ({rows}, {self.dim})')
@@ -396,9 +429,10 @@ class GalleryIndex:
         wanted = dict(
             requested=factory, rows=self.num_rows, **self._faiss_settings())
         entry = self._faiss_entry
-        if (not rebuild and self.root is not None and entry is not None
-                and {k: entry.get(k)
-                     for k in wanted} == wanted):
+        if (not rebuild and self.root is not None and entry is not None and {
+                k: entry.get(k)
+                for k in wanted
+        } == wanted):
             path = osp.join(self.root, FAISS_FILE)
             if osp.isfile(path) and file_sha256(path) == entry['sha256']:
                 data = np.fromfile(path, dtype=np.uint8)
@@ -515,8 +549,8 @@ class GalleryIndex:
         idx, dist = np.concatenate(cand_idx, 1), np.concatenate(cand_dist, 1)
         # Nearest first; equal distances in gallery order.
         order = np.lexsort((idx, dist), axis=1)[:, :topk]
-        return (np.take_along_axis(idx, order, 1),
-                np.take_along_axis(dist, order, 1))
+        return (np.take_along_axis(idx, order,
+                                   1), np.take_along_axis(dist, order, 1))
 
     def _search_faiss(self, queries: np.ndarray, topk: int,
                       nprobe: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -531,8 +565,8 @@ class GalleryIndex:
         found = idx >= 0
         if self._uses_inner_product():
             # Unit vectors: |q - g|^2 = 2 - 2 q.g, and 1 - cos for cosine.
-            dist = (2 - 2 * scores if self.dist_metric == 'euclidean' else
-                    1 - scores)
+            dist = (2 - 2 * scores if self.dist_metric == 'euclidean' else 1 -
+                    scores)
             dist = np.maximum(dist, 0)
         else:
             dist = np.maximum(scores, 0)

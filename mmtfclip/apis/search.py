@@ -255,13 +255,13 @@ def read_video_tracklet(video_path: str, csv_path: str) -> np.ndarray:
         [cv2.resize(c, (w, h), interpolation=cv2.INTER_AREA) for c in crops])
 
 
-def embed_tracklets(model: nn.Module,
-                    tracklets: Sequence[Union[Sequence[str], np.ndarray]],
-                    camids: Optional[Sequence[int]] = None,
-                    batch_size: int = 16,
-                    show_progress: bool = True,
-                    progress_bar: Optional[ProgressBar] = None
-                    ) -> torch.Tensor:
+def embed_tracklets(
+        model: nn.Module,
+        tracklets: Sequence[Union[Sequence[str], np.ndarray]],
+        camids: Optional[Sequence[int]] = None,
+        batch_size: int = 16,
+        show_progress: bool = True,
+        progress_bar: Optional[ProgressBar] = None) -> torch.Tensor:
     """Embed many tracklets, ``batch_size`` at a time.
 
     Unlike one call of :func:`extract_tracklet_features`, which decodes
@@ -429,7 +429,7 @@ def sync_gallery_index(root: Optional[str],
             reason = 'a rebuild was asked for'
         else:
             index, reason = GalleryIndex.load(root, key, dist_metric,
-                                              feat_norm)
+                                              feat_norm, settings)
         if index is not None:
             reason = _gallery_difference(index, gallery)
             if reason:
@@ -530,8 +530,10 @@ def search_results(query_names: Sequence[str], query_camids: Sequence[int],
     return out
 
 
-def write_search_results(results: Sequence[dict], csv_path: str,
-                         json_path: str, meta: Optional[dict] = None) -> None:
+def write_search_results(results: Sequence[dict],
+                         csv_path: str,
+                         json_path: str,
+                         meta: Optional[dict] = None) -> None:
     """Write rankings as CSV (one row per query and rank) and JSON.
 
     Both files are written atomically. The CSV's columns are

@@ -32,6 +32,7 @@ MARGIN = 3  # px between text and the cell's edges
 GAP = 10  # px between the query and the gallery
 CELL_GAP = 4  # px between gallery cells side by side
 MAX_LINES = 4  # lines a label may take; the rest is shortened
+MAX_QUERY_LINES = 8  # the query's header says more
 LAYOUTS = ('grid', 'row')
 ORDERS = ('even', 'worst', 'best')
 
@@ -113,9 +114,13 @@ def query_average_precisions(dump: Mapping[str, np.ndarray]) -> np.ndarray:
     valid = count_valid_matches(pids[q], pids[g], camids[q], camids[g])
     aps = np.full(len(q), np.nan)
     for i in np.flatnonzero(valid):
-        _, aps[i] = evaluate_rank(dump['distmat'][i:i + 1], pids[q[i]:q[i] + 1],
-                                  pids[g], camids[q[i]:q[i] + 1], camids[g],
-                                  max_rank=1)
+        _, aps[i] = evaluate_rank(
+            dump['distmat'][i:i + 1],
+            pids[q[i]:q[i] + 1],
+            pids[g],
+            camids[q[i]:q[i] + 1],
+            camids[g],
+            max_rank=1)
     return aps
 
 
@@ -139,8 +144,8 @@ def choose_queries(aps: np.ndarray, num: int, order: str) -> np.ndarray:
     num_query = len(aps)
     if order == 'even':
         return np.unique(
-            np.linspace(0, num_query - 1,
-                        min(num, num_query)).round().astype(int))
+            np.linspace(0, num_query - 1, min(num,
+                                              num_query)).round().astype(int))
     known = np.flatnonzero(~np.isnan(aps))
     unknown = np.flatnonzero(np.isnan(aps))
     key = aps[known] if order == 'worst' else -aps[known]
@@ -233,8 +238,11 @@ class ReIDRankingVisualizer(Visualizer):
                         FONT_SCALE, BLACK, 1, cv2.LINE_AA)
         return band
 
-    def _cell(self, strip: np.ndarray, colour: Tuple[int, int, int],
-              lines: Sequence[str], num_lines: int,
+    def _cell(self,
+              strip: np.ndarray,
+              colour: Tuple[int, int, int],
+              lines: Sequence[str],
+              num_lines: int,
               band_width: Optional[int] = None) -> np.ndarray:
         """``strip`` framed in ``colour`` under a band of text."""
         framed = cv2.copyMakeBorder(
@@ -249,8 +257,8 @@ class ReIDRankingVisualizer(Visualizer):
         framed = np.pad(
             framed, ((0, 0), (0, width - framed.shape[1]), (0, 0)),
             constant_values=255)
-        return np.concatenate(
-            [self._band(lines, width, num_lines), framed], axis=0)
+        return np.concatenate([self._band(lines, width, num_lines), framed],
+                              axis=0)
 
     @staticmethod
     def _side_by_side(cells: Sequence[np.ndarray], gap: int) -> np.ndarray:
@@ -313,7 +321,7 @@ class ReIDRankingVisualizer(Visualizer):
             if gallery_labels is not None:
                 text += f'  {gallery_labels[rank - 1]}'
             texts.append(fit_text(text, room))
-        query_lines = fit_text(query_label, room)
+        query_lines = fit_text(query_label, room, MAX_QUERY_LINES)
         cells = []
         per_row = len(gallery) if self.layout == 'row' else self.columns
         for start in range(0, len(gallery), per_row):
@@ -332,8 +340,7 @@ class ReIDRankingVisualizer(Visualizer):
         query_strip = self._strip(query)
         if self.layout == 'row':
             num_lines = max([len(query_lines)] + [len(t) for t in texts])
-            query_cell = self._cell(query_strip, BLACK, query_lines,
-                                    num_lines)
+            query_cell = self._cell(query_strip, BLACK, query_lines, num_lines)
             if not cells:
                 picture = query_cell
             else:
@@ -342,7 +349,7 @@ class ReIDRankingVisualizer(Visualizer):
         else:
             rows = [self._side_by_side(row, CELL_GAP) for row in cells]
             width = max([self.cell_width] + [r.shape[1] for r in rows])
-            lines = fit_text(query_label, width - 2 * MARGIN)
+            lines = fit_text(query_label, width - 2 * MARGIN, MAX_QUERY_LINES)
             query_row = self._cell(query_strip, BLACK, lines, len(lines),
                                    width)
             picture = self._stack([query_row] + rows,
@@ -436,10 +443,7 @@ class ReIDRankingVisualizer(Visualizer):
             return [str(p) for p in paths[offsets[i]:offsets[i + 1]]]
 
         if average_precision is None:
-            row = {
-                k: dump[k]
-                for k in ('pids', 'camids', 'gallery_index')
-            }
+            row = {k: dump[k] for k in ('pids', 'camids', 'gallery_index')}
             row.update(
                 query_index=dump['query_index'][query_pos:query_pos + 1],
                 distmat=dump['distmat'][query_pos:query_pos + 1])
@@ -473,14 +477,13 @@ class ReIDRankingVisualizer(Visualizer):
             **kwargs)
 
     @master_only
-    def visualize_dump_rankings(
-            self,
-            dump: Mapping[str, np.ndarray],
-            out_dir: str,
-            topk: int = 10,
-            num: int = 20,
-            queries: Optional[Sequence[int]] = None,
-            order: str = 'even') -> List[str]:
+    def visualize_dump_rankings(self,
+                                dump: Mapping[str, np.ndarray],
+                                out_dir: str,
+                                topk: int = 10,
+                                num: int = 20,
+                                queries: Optional[Sequence[int]] = None,
+                                order: str = 'even') -> List[str]:
         """Write the ranking pictures of several queries of a dump.
 
         Args:
