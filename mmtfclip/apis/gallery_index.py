@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from mmengine.logging import print_log
 
-from mmtfclip.evaluation.functional import compute_distance_matrix
 from mmtfclip.fileio import atomic_write_bytes, file_sha256
 
 #: ``manifest.json``'s ``format``; ``FORMAT_VERSION`` bumps on changes.
@@ -56,6 +55,15 @@ def import_faiss():
             'faiss-gpu). Exact search (the default) needs nothing more.'
         ) from err
     return faiss
+
+
+def auto_faiss_factory(num_rows: int) -> str:
+    """The faiss index ``'auto'`` builds: ``'Flat'`` (exact) below
+    :data:`AUTO_IVF_ROWS` rows, else an inverted file of ``sqrt(rows)``
+    lists, ``'IVF{n},Flat'``."""
+    if num_rows < AUTO_IVF_ROWS:
+        return 'Flat'
+    return f'IVF{int(num_rows**0.5)},Flat'
 
 
 def _json_bytes(obj) -> bytes:
@@ -148,6 +156,7 @@ class GalleryIndex:
         self.records: List[dict] = []
         self._shards: List[dict] = []  # manifest entries
         self._vectors: List[np.ndarray] = []  # in the compared form
+        self._sq_norms: List[np.ndarray] = []  # of the rows of each
         self._faiss = None
         self._faiss_entry: Optional[dict] = None
 
@@ -164,12 +173,23 @@ class GalleryIndex:
         """Whether a faiss index is built or read."""
         return self._faiss is not None
 
+    @property
+    def faiss_factory(self) -> Optional[str]:
+        """The factory string of the faiss index (None before one)."""
+        return (self._faiss_entry or {}).get('factory')
+
     def _compared(self, features: np.ndarray) -> np.ndarray:
+        """Unit vectors with ``feat_norm`` and for the cosine distance
+        (which does not depend on the length), else the raw ones."""
         features = np.ascontiguousarray(features, dtype=np.float32)
-        if self.feat_norm:
+        if self._uses_inner_product():
             norms = np.linalg.norm(features, axis=1, keepdims=True)
             features = features / np.maximum(norms, 1e-12)
         return features
+
+    def _append_vectors(self, compared: np.ndarray) -> None:
+        self._vectors.append(compared)
+        self._sq_norms.append(np.einsum('ij,ij->i', compared, compared))
 
     @staticmethod
     def _check_features(features: np.ndarray, what: str) -> None:
@@ -211,10 +231,10 @@ class GalleryIndex:
             recs = list(records[start:start + self.shard_rows])
             if self.root is not None:
                 self._write_shard(rows, recs)
-            self._vectors.append(self._compared(rows))
+            self._append_vectors(self._compared(rows))
             self.records.extend(recs)
             if self._faiss is not None:
-                self._faiss.add(self._faiss_form(self._vectors[-1]))
+                self._faiss.add(self._vectors[-1])
         if self._faiss is not None:
             self._faiss_entry['rows'] = self.num_rows
             self._save_faiss()
@@ -382,7 +402,7 @@ class GalleryIndex:
         if not np.isfinite(features).all():
             return f'{files["features"]} holds NaN or infinite values'
         self._shards.append(shard)
-        self._vectors.append(self._compared(features))
+        self._append_vectors(self._compared(features))
         self.records.extend(records)
         return ''
 
@@ -391,14 +411,6 @@ class GalleryIndex:
     # ------------------------------------------------------------------
     def _faiss_settings(self) -> dict:
         return dict(dist_metric=self.dist_metric, feat_norm=self.feat_norm)
-
-    def _faiss_form(self, compared: np.ndarray) -> np.ndarray:
-        """faiss compares inner products of unit vectors, or squared L2."""
-        if self.dist_metric == 'cosine' and not self.feat_norm:
-            norms = np.linalg.norm(compared, axis=1, keepdims=True)
-            return np.ascontiguousarray(compared / np.maximum(norms, 1e-12),
-                                        np.float32)
-        return compared
 
     def _uses_inner_product(self) -> bool:
         return self.feat_norm or self.dist_metric == 'cosine'
@@ -418,7 +430,8 @@ class GalleryIndex:
             factory (str): A faiss index factory string, e.g. ``'Flat'``
                 (exact) or ``'IVF4000,Flat'``; ``'auto'`` takes ``'Flat'``
                 below :data:`AUTO_IVF_ROWS` rows and ``'IVF{n},Flat'``,
-                ``n = 4 sqrt(rows)``, from it on. Defaults to ``'auto'``.
+                ``n = sqrt(rows)`` lists, from it on. Defaults to
+                ``'auto'``.
             seed (int): Seed of the training sample. Defaults to 0.
             rebuild (bool): Build even if a matching one is on disk.
                 Defaults to False.
@@ -443,8 +456,7 @@ class GalleryIndex:
                 'recorded SHA-256; building it again from the embeddings.',
                 logger='current')
         if factory == 'auto':
-            factory = ('Flat' if self.num_rows < AUTO_IVF_ROWS else
-                       f'IVF{int(4 * self.num_rows**0.5)},Flat')
+            factory = auto_faiss_factory(self.num_rows)
         metric = (
             faiss.METRIC_INNER_PRODUCT
             if self._uses_inner_product() else faiss.METRIC_L2)
@@ -457,7 +469,7 @@ class GalleryIndex:
             rows = np.sort(rng.choice(self.num_rows, sample, replace=False))
             index.train(self._gather(rows))
         for block in self._vectors:
-            index.add(self._faiss_form(block))
+            index.add(block)
         self._faiss = index
         self._faiss_entry = dict(wanted, factory=factory)
         self._save_faiss()
@@ -468,7 +480,7 @@ class GalleryIndex:
         out = []
         for i, block in enumerate(self._vectors):
             sel = rows[(rows >= starts[i]) & (rows < starts[i + 1])]
-            out.append(self._faiss_form(block[sel - starts[i]]))
+            out.append(block[sel - starts[i]])
         return np.ascontiguousarray(np.concatenate(out))
 
     def _save_faiss(self) -> None:
@@ -495,8 +507,9 @@ class GalleryIndex:
                 the model gives them.
             topk (int): Entries per query (at most the gallery's size).
                 Defaults to 10.
-            engine (str): ``'exact'`` (every distance, by
-                :func:`compute_distance_matrix`) or ``'faiss'`` (the index
+            engine (str): ``'exact'`` (every distance, as
+                :func:`~mmtfclip.evaluation.functional.compute_distance_matrix`
+                computes it) or ``'faiss'`` (the index
                 of :meth:`build_faiss`, built with ``'auto'`` if not yet).
                 Defaults to ``'exact'``.
             nprobe (int): Inverted lists visited per query by an IVF faiss
@@ -535,12 +548,20 @@ class GalleryIndex:
 
     def _search_exact(self, queries: np.ndarray,
                       topk: int) -> Tuple[np.ndarray, np.ndarray]:
-        query = torch.from_numpy(self._compared(queries))
+        """Every distance, as :func:`compute_distance_matrix` computes it
+        (``|q|^2 + |g|^2 - 2 q.g`` clamped at 0, or ``1 - cos``), with the
+        gallery's squared norms kept rather than recomputed per query: on a
+        large gallery they cost more than the product itself."""
+        query = self._compared(queries)
+        q_sq = np.einsum('ij,ij->i', query, query)[:, None]
         cand_idx, cand_dist = [], []
         start = 0
-        for block in self._vectors:
-            dist = compute_distance_matrix(query, torch.from_numpy(block),
-                                           self.dist_metric).numpy()
+        for block, g_sq in zip(self._vectors, self._sq_norms):
+            product = query @ block.T
+            if self.dist_metric == 'cosine':
+                dist = 1 - product
+            else:
+                dist = np.maximum(q_sq + g_sq[None, :] - 2 * product, 0)
             k = min(topk, dist.shape[1])
             part = np.argpartition(dist, k - 1, axis=1)[:, :k]
             cand_idx.append(part + start)
@@ -560,7 +581,7 @@ class GalleryIndex:
         ivf = faiss.try_extract_index_ivf(self._faiss)
         if ivf is not None:
             ivf.nprobe = int(nprobe)
-        query = self._faiss_form(self._compared(queries))
+        query = self._compared(queries)
         scores, idx = self._faiss.search(query, topk)
         found = idx >= 0
         if self._uses_inner_product():

@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
+from PIL import Image
 
 from mmtfclip.apis import extract_tracklet_features, init_model
 from mmtfclip.apis.search import tracklet_frames
@@ -81,10 +82,13 @@ def test_runner_matches_extract_tracklet_features(exported):
     got = runner(folders, camids)
     assert got.shape == expected.shape == (4, 128 + 64 + 128)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
-    # Frames given as arrays (BGR from cv2.imread) and paths agree.
+    # Frames given as arrays (BGR from cv2.imread), PIL images and paths
+    # agree.
     arrays = [[cv2.imread(p) for p in tracklet_frames(f)] for f in folders]
     np.testing.assert_allclose(
         runner(arrays, camids, channel_order='bgr'), got, rtol=0, atol=1e-6)
+    pil = [[Image.open(p) for p in tracklet_frames(f)] for f in folders]
+    np.testing.assert_allclose(runner(pil, camids), got, rtol=0, atol=1e-6)
     normalised = runner([tracklet_frames(f) for f in folders],
                         camids,
                         normalize=True)

@@ -20,7 +20,7 @@ project's requirements do not include.
 
 Example::
 
-    python tools/deployment/pytorch2onnx.py configs/tfclip_mars.py \\
+    .venv/bin/python tools/deployment/pytorch2onnx.py configs/tfclip_mars.py \\
         work_dirs/tfclip_mars/epoch_80.pth --out tfclip_mars.onnx --verify
 """
 import argparse
