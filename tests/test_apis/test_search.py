@@ -4,6 +4,7 @@ import logging
 import os
 import os.path as osp
 import shutil
+import sys
 
 import cv2
 import numpy as np
@@ -221,7 +222,7 @@ def test_faiss_returns_the_exact_top10_on_10k(tmp_path, dist_metric,
         ivf.search(queries, 10, engine='faiss', nprobe=64)[0], exact_idx)
 
 
-def test_gallery_index_refuses_bad_input(tmp_path):
+def test_gallery_index_refuses_bad_input(tmp_path, monkeypatch):
     index = GalleryIndex()
     bad = np.ones((3, 4), np.float32)
     bad[1, 2] = np.nan
@@ -237,6 +238,10 @@ def test_gallery_index_refuses_bad_input(tmp_path):
     (other / 'holiday.jpg').write_bytes(b'x')
     with pytest.raises(FileExistsError, match='not a gallery index'):
         GalleryIndex.prepare_root(str(other))
+    # faiss is optional: its absence is said in words.
+    monkeypatch.setitem(sys.modules, 'faiss', None)
+    with pytest.raises(ImportError, match='pip install faiss-cpu'):
+        index.search(np.ones((1, 4)), 2, engine='faiss')
 
 
 class CountingEmbedder:
