@@ -11,8 +11,8 @@ or written to disk.
 
 Example::
 
-    .venv/bin/python tools/analysis_tools/benchmark_search.py --sizes 10000 1000000 \\
-        --dim 512 --queries 50
+    .venv/bin/python tools/analysis_tools/benchmark_search.py \\
+        --sizes 10000 1000000 --dim 512 --queries 20
 """
 import argparse
 import json
