@@ -447,7 +447,7 @@ class GalleryIndex:
                 for k in wanted
         } == wanted):
             path = osp.join(self.root, FAISS_FILE)
-            if osp.isfile(path) and file_sha256(path) == entry['sha256']:
+            if osp.isfile(path) and file_sha256(path) == entry.get('sha256'):
                 data = np.fromfile(path, dtype=np.uint8)
                 self._faiss = faiss.deserialize_index(data)
                 return

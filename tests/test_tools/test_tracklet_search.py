@@ -112,7 +112,7 @@ def test_five_queries_flat_gallery_index_and_faiss(checkpoint, tmp_path):
         assert ranked[0]['camera'] is None and rows[3 * k]['camera'] == ''
     assert result['meta']['gallery_size'] == 8
     pictures = sorted(f for f in os.listdir(out) if f.endswith('.png'))
-    assert pictures == [f'{k:03d}_person{k}.png' for k in range(5)]
+    assert pictures == [f'{k + 1:03d}_person{k}.png' for k in range(5)]
     assert cv2.imread(osp.join(out, pictures[0])).shape == PICTURE_SHAPE
 
     # Read back, nothing embedded again; faiss gives the same ranking.
