@@ -122,7 +122,11 @@ def export(embedder: TrackletEmbedder, shape, out: str, opset: int) -> None:
 
 def write_metadata(out: str, metadata: dict) -> None:
     """Store ``metadata`` (str -> str) in the ONNX file's metadata_props."""
-    import onnx
+    try:
+        import onnx
+    except ImportError as err:
+        raise ImportError('Writing the ONNX metadata needs the onnx package: '
+                          '`pip install onnx`.') from err
     graph = onnx.load(out)
     for key, value in metadata.items():
         entry = graph.metadata_props.add()
