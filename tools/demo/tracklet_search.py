@@ -181,7 +181,8 @@ def main():
     by_path = {t.path: t for t in gallery}
     visualizer = ReIDRankingVisualizer(
         name='tracklet_search', layout=args.layout)
-    for position, ((name, frames), result) in enumerate(zip(queries, results)):
+    for position, ((name, frames),
+                   result) in enumerate(zip(queries, results), 1):
         print(f'\nQuery {name}: top {len(result["results"])} of '
               f'{index.num_rows} gallery tracklets')
         print(f'{"rank":>4}  {"distance":>9}  {"camera":<12}  tracklet')
