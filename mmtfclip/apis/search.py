@@ -1,7 +1,10 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
-"""Searching one's own footage: gallery folders, a query from a video and a
-box track, embedding in batches, a gallery-embedding cache, ranking."""
+"""Searching one's own footage: gallery and query folders, a query from a
+video and a box track, embedding in batches, a persistent gallery index,
+results a program can read."""
 import csv
+import hashlib
+import io
 import json
 import os
 import os.path as osp
@@ -12,18 +15,19 @@ import cv2
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+from mmengine.config import ConfigDict
 from mmengine.logging import print_log
-from mmengine.utils import ProgressBar, mkdir_or_exist
+from mmengine.utils import ProgressBar
 
 from mmtfclip.datasets.utils import list_frames, natural_sort_key
-from mmtfclip.evaluation.functional import compute_distance_matrix
+from mmtfclip.fileio import atomic_write_bytes, file_sha256
+from .gallery_index import GalleryIndex, config_digest
 from .inference import extract_tracklet_features, get_test_pipeline
 
 #: The columns of a box track file, in this order.
 BOX_TRACK_HEADER = ('frame', 'x', 'y', 'w', 'h')
-#: Bumped when the cache's content changes, so older caches are recomputed.
-CACHE_VERSION = 1
+#: The columns of a search result CSV, in this order.
+RESULT_HEADER = ('query', 'rank', 'tracklet', 'camera', 'camid', 'distance')
 
 
 @dataclass
@@ -250,11 +254,13 @@ def read_video_tracklet(video_path: str, csv_path: str) -> np.ndarray:
         [cv2.resize(c, (w, h), interpolation=cv2.INTER_AREA) for c in crops])
 
 
-def embed_tracklets(model: nn.Module,
-                    tracklets: Sequence[Union[Sequence[str], np.ndarray]],
-                    camids: Optional[Sequence[int]] = None,
-                    batch_size: int = 16,
-                    show_progress: bool = True) -> torch.Tensor:
+def embed_tracklets(
+        model: nn.Module,
+        tracklets: Sequence[Union[Sequence[str], np.ndarray]],
+        camids: Optional[Sequence[int]] = None,
+        batch_size: int = 16,
+        show_progress: bool = True,
+        progress_bar: Optional[ProgressBar] = None) -> torch.Tensor:
     """Embed many tracklets, ``batch_size`` at a time.
 
     Unlike one call of :func:`extract_tracklet_features`, which decodes
@@ -269,6 +275,8 @@ def embed_tracklets(model: nn.Module,
             Defaults to None (see :func:`extract_tracklet_features`).
         batch_size (int): Tracklets per batch. Defaults to 16.
         show_progress (bool): Show a progress bar. Defaults to True.
+        progress_bar (ProgressBar, optional): Advance this bar instead
+            (a caller embedding in several calls). Defaults to None.
 
     Returns:
         Tensor: ``[N, D]`` float32 embeddings, in input order.
@@ -277,7 +285,9 @@ def embed_tracklets(model: nn.Module,
         raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
     if not len(tracklets):
         raise ValueError('No tracklet to embed.')
-    bar = ProgressBar(len(tracklets)) if show_progress else None
+    bar = progress_bar
+    if bar is None and show_progress:
+        bar = ProgressBar(len(tracklets))
     features = []
     for start in range(0, len(tracklets), batch_size):
         stop = min(start + batch_size, len(tracklets))
@@ -290,124 +300,262 @@ def embed_tracklets(model: nn.Module,
         if bar is not None:
             for _ in range(stop - start):
                 bar.update()
-    if bar is not None:
+    if bar is not None and progress_bar is None:
         # The bar ends without a line break, as in mmengine's track_progress.
         bar.file.write('\n')
     return torch.cat(features)
 
 
-def gallery_cache_key(checkpoint: str, model: nn.Module,
-                      gallery: Sequence[GalleryTracklet]) -> dict:
-    """What a gallery-embedding cache must match to be reused.
+def embedding_settings(model: nn.Module) -> dict:
+    """Every setting of the config that changes a test embedding.
 
     Args:
-        checkpoint (str): The checkpoint the embeddings came from; its
-            absolute path, modification time and size are recorded.
-        model (nn.Module): The model (its ``cfg`` gives the test pipeline).
-        gallery (Sequence[GalleryTracklet]): The gallery tracklets; their
-            folders, frames and camera ids are recorded.
+        model (nn.Module): A model from :func:`init_model` (``model.cfg`` is
+            the resolved config, ``--cfg-options`` merged).
 
     Returns:
-        dict: A JSON-serialisable key.
+        dict: The model config and the test pipeline, as plain JSON data.
     """
-    stat = os.stat(checkpoint)
+    cfg = model.cfg
+    model_cfg = cfg.model.to_dict() if isinstance(
+        cfg.model, ConfigDict) else dict(cfg.model)
+    return json.loads(
+        json.dumps(
+            dict(model=model_cfg, test_pipeline=get_test_pipeline(cfg)),
+            sort_keys=True,
+            default=str))
+
+
+def embedding_key(model: nn.Module, checkpoint: str) -> Tuple[dict, dict]:
+    """What gallery embeddings must match to be reused.
+
+    Args:
+        model (nn.Module): The model, see :func:`embedding_settings`.
+        checkpoint (str): Its checkpoint file; its content is hashed, so a
+            retrained or replaced checkpoint never reuses embeddings, and
+            a moved or copied one does.
+
+    Returns:
+        tuple[dict, dict]: The key (the SHA-256 of the settings and of the
+        checkpoint) and the settings themselves.
+    """
+    settings = embedding_settings(model)
+    key = dict(
+        config_sha256=config_digest(settings),
+        checkpoint_sha256=file_sha256(checkpoint))
+    return key, dict(settings, checkpoint=osp.abspath(checkpoint))
+
+
+def tracklet_record(tracklet: GalleryTracklet) -> dict:
+    """A gallery tracklet as the index records it: its folder, camera and a
+    digest of its frame names (added, removed or renamed frames show)."""
+    names = '\n'.join(osp.basename(p) for p in tracklet.frame_paths)
     return dict(
-        version=CACHE_VERSION,
-        checkpoint=dict(
-            path=osp.abspath(checkpoint),
-            mtime=stat.st_mtime,
-            size=stat.st_size),
-        test_pipeline=json.loads(
-            json.dumps(get_test_pipeline(model.cfg), default=str)),
-        tracklets=[[t.path, t.camid, t.frame_paths] for t in gallery])
+        tracklet=tracklet.path,
+        camera=tracklet.camera,
+        camid=tracklet.camid,
+        num_frames=len(tracklet.frame_paths),
+        frames_sha1=hashlib.sha1(names.encode()).hexdigest())
 
 
-def _difference(old: dict, new: dict) -> str:
-    """Say in words why a cache key differs."""
-    if old.get('version') != new['version']:
-        return 'it was written by another version of mmtfclip'
-    if old.get('checkpoint') != new['checkpoint']:
-        was, now = old.get('checkpoint', {}), new['checkpoint']
-        if was.get('path') != now['path']:
-            return (f'it was computed with the checkpoint {was.get("path")}, '
-                    f'not {now["path"]}')
-        return (f'the checkpoint {now["path"]} changed since (modification '
-                'time or size differ)')
-    if old.get('test_pipeline') != new['test_pipeline']:
-        return 'the config\'s test pipeline differs'
-    return 'the gallery tracklets (folders, frames or cameras) differ'
+def _gallery_difference(index: GalleryIndex,
+                        gallery: Sequence[GalleryTracklet]) -> str:
+    """Why an index no longer describes (a subset of) the gallery, or ''."""
+    current = {t.path: tracklet_record(t) for t in gallery}
+    changed, removed = [], []
+    for record in index.records:
+        now = current.get(record['tracklet'])
+        if now is None:
+            removed.append(record['tracklet'])
+        elif now != record:
+            changed.append(record['tracklet'])
+    for what, paths in (('changed (frames or camera id)', changed),
+                        ('no longer in the gallery', removed)):
+        if paths:
+            more = f' and {len(paths) - 1} more' if len(paths) > 1 else ''
+            return f'tracklet {paths[0]}{more} {what}'
+    return ''
 
 
-def load_gallery_cache(path: str, key: dict) -> Optional[torch.Tensor]:
-    """Read cached gallery embeddings if they match ``key``.
+def sync_gallery_index(root: Optional[str],
+                       model: nn.Module,
+                       checkpoint: str,
+                       gallery: Sequence[GalleryTracklet],
+                       batch_size: int = 16,
+                       dist_metric: str = 'euclidean',
+                       feat_norm: bool = True,
+                       faiss_factory: Optional[str] = None,
+                       rebuild: bool = False,
+                       shard_rows: int = 65536,
+                       show_progress: bool = True) -> GalleryIndex:
+    """The gallery index of ``gallery``, reused, extended or (re)built.
+
+    An index in ``root`` built with the same model settings and checkpoint
+    (:func:`embedding_key`) is read and checked file by file. Tracklets
+    of the gallery it does not hold yet are embedded and appended, one shard
+    at a time (an interrupted run keeps the shards it wrote). It is rebuilt,
+    with the reason logged, when it is missing, damaged, truncated, built
+    with another model, or holds a tracklet that changed or left the
+    gallery.
 
     Args:
-        path (str): The cache file (``.npz``, read without pickle).
-        key (dict): From :func:`gallery_cache_key`.
+        root (str, optional): The index folder; None embeds the gallery
+            into an index kept in memory.
+        model (nn.Module): A model from :func:`init_model`.
+        checkpoint (str): Its checkpoint file.
+        gallery (Sequence[GalleryTracklet]): From :func:`list_gallery`.
+        batch_size (int): Tracklets per forward. Defaults to 16.
+        dist_metric (str): Search distance, as ``ReIDMetric``'s.
+            Defaults to ``'euclidean'``.
+        feat_norm (bool): L2-normalise before comparing. Defaults to True.
+        faiss_factory (str, optional): Also build (or read) a faiss index
+            with this factory string (see :meth:`GalleryIndex.build_faiss`)
+            before extending it, so that it is extended rather than
+            rebuilt. Defaults to None.
+        rebuild (bool): Ignore an existing index. Defaults to False.
+        shard_rows (int): Rows per shard. Defaults to 65536.
+        show_progress (bool): Progress bar while embedding.
+            Defaults to True.
 
     Returns:
-        Tensor | None: The embeddings, or None (with a logged reason) when
-        the file is missing or stale.
+        GalleryIndex: Holding every gallery tracklet.
     """
-    if not osp.isfile(path):
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            old = json.loads(str(data['key']))
-            features = torch.from_numpy(data['features'])
-    except (OSError, KeyError, ValueError) as err:
+    key, settings = embedding_key(model, checkpoint)
+    index = None
+    if root is not None:
+        GalleryIndex.prepare_root(root)
+        if rebuild:
+            reason = 'a rebuild was asked for'
+        else:
+            index, reason = GalleryIndex.load(root, key, dist_metric,
+                                              feat_norm, settings)
+        if index is not None:
+            reason = _gallery_difference(index, gallery)
+            if reason:
+                index = None
+        if index is None:
+            print_log(
+                f'Gallery index {root}: {reason}; building it.',
+                logger='current')
+    if index is None:
+        index = GalleryIndex(root, key, settings, dist_metric, feat_norm,
+                             shard_rows)
+    if faiss_factory is not None and index.num_rows:
+        index.build_faiss(faiss_factory)
+    known = {r['tracklet'] for r in index.records}
+    new = [t for t in gallery if t.path not in known]
+    if root is not None and index.num_rows:
         print_log(
-            f'Gallery cache {path} is unreadable ({err}); recomputing it.',
+            f'Gallery index {root}: {index.num_rows} tracklets read, '
+            f'{len(new)} new to embed.',
             logger='current')
-        return None
-    if old != key:
-        print_log(
-            f'Gallery cache {path} is stale: {_difference(old, key)}; '
-            'recomputing it.',
-            logger='current')
-        return None
-    print_log(
-        f'Gallery embeddings read from the cache {path}.', logger='current')
-    return features
+    bar = ProgressBar(len(new)) if show_progress and new else None
+    for start in range(0, len(new), shard_rows):
+        part = new[start:start + shard_rows]
+        features = embed_tracklets(
+            model, [t.frame_paths for t in part], [t.camid for t in part],
+            batch_size,
+            show_progress=False,
+            progress_bar=bar)
+        index.add(features, [tracklet_record(t) for t in part])
+    if bar is not None:
+        bar.file.write('\n')
+    if faiss_factory is not None and not index.has_faiss:
+        index.build_faiss(faiss_factory)
+    return index
 
 
-def save_gallery_cache(path: str, key: dict, features: torch.Tensor) -> None:
-    """Write gallery embeddings with the key they are valid for.
+def list_query_tracklets(path: str) -> List[Tuple[str, List[str]]]:
+    """The query tracklets of a folder: itself if it holds images, else
+    each of its sub-folders (naturally sorted).
 
     Args:
-        path (str): The cache file (``.npz``).
-        key (dict): From :func:`gallery_cache_key`.
-        features (Tensor): ``[N, D]`` embeddings.
-    """
-    mkdir_or_exist(osp.dirname(osp.abspath(path)))
-    np.savez(
-        path,
-        features=features.numpy().astype(np.float32),
-        key=np.array(json.dumps(key)))
-    print_log(f'Gallery embeddings cached in {path}.', logger='current')
-
-
-def rank_gallery(query: torch.Tensor,
-                 gallery: torch.Tensor,
-                 dist_metric: str = 'euclidean',
-                 feat_norm: bool = True) -> Tuple[np.ndarray, np.ndarray]:
-    """Rank gallery embeddings by their distance to a query embedding.
-
-    Args:
-        query (Tensor): ``[D]`` query embedding.
-        gallery (Tensor): ``[N, D]`` gallery embeddings.
-        dist_metric (str): ``'euclidean'`` (squared) or ``'cosine'``, as in
-            ``ReIDMetric``. Defaults to ``'euclidean'``.
-        feat_norm (bool): L2-normalise first, as ``ReIDMetric`` does by
-            default. Defaults to True.
+        path (str): A tracklet folder, or a folder of tracklet folders.
 
     Returns:
-        tuple[np.ndarray, np.ndarray]: Gallery indices best first, and their
-        distances in that order.
+        list[tuple[str, list[str]]]: ``(folder, frame paths)`` per query.
     """
-    query, gallery = query.float().reshape(1, -1), gallery.float()
-    if feat_norm:
-        query, gallery = F.normalize(query, dim=1), F.normalize(gallery, dim=1)
-    dist = compute_distance_matrix(query, gallery, dist_metric).numpy()[0]
-    order = np.argsort(dist, kind='stable')
-    return order, dist[order]
+    if not osp.isdir(path):
+        raise FileNotFoundError(f'Query folder {path} does not exist.')
+    if list_frames(path):
+        return [(osp.abspath(path), tracklet_frames(path))]
+    folders = [osp.join(osp.abspath(path), n) for n in _subfolders(path)]
+    if not folders:
+        raise ValueError(f'Query folder {path} holds neither images nor '
+                         'tracklet folders.')
+    nested = [f for f in folders if not list_frames(f)]
+    if nested:
+        raise ValueError(
+            f'Query folder {path}: {nested[0]} holds no image; a folder of '
+            'queries holds one folder of frames per query (camera folders '
+            'are not read for queries: give --query-camid).')
+    return [(f, tracklet_frames(f)) for f in folders]
+
+
+def search_results(query_names: Sequence[str], query_camids: Sequence[int],
+                   index: GalleryIndex, indices: np.ndarray,
+                   distances: np.ndarray) -> List[dict]:
+    """The rankings as plain data, one dict per query.
+
+    Args:
+        query_names (Sequence[str]): Each query's name (e.g. its folder).
+        query_camids (Sequence[int]): Each query's camera id.
+        index (GalleryIndex): The searched index.
+        indices (np.ndarray): ``[Q, k]`` rows from
+            :meth:`GalleryIndex.search`.
+        distances (np.ndarray): ``[Q, k]`` their distances.
+
+    Returns:
+        list[dict]: ``query``, ``query_camid`` and ``results``, a list of
+        ``rank`` (1-based), ``tracklet``, ``camera``, ``camid`` and
+        ``distance``; rows an approximate search did not fill are left out.
+    """
+    out = []
+    for name, camid, rows, dists in zip(query_names, query_camids, indices,
+                                        distances):
+        results = []
+        for rank, (row, dist) in enumerate(zip(rows, dists), 1):
+            if row < 0:
+                continue
+            record = index.records[int(row)]
+            results.append(
+                dict(
+                    rank=rank,
+                    tracklet=record['tracklet'],
+                    camera=record['camera'],
+                    camid=record['camid'],
+                    distance=float(dist)))
+        out.append(dict(query=name, query_camid=int(camid), results=results))
+    return out
+
+
+def write_search_results(results: Sequence[dict],
+                         csv_path: str,
+                         json_path: str,
+                         meta: Optional[dict] = None) -> None:
+    """Write rankings as CSV (one row per query and rank) and JSON.
+
+    Both files are written atomically. The CSV's columns are
+    :data:`RESULT_HEADER`; the camera of a flat gallery is empty. The JSON
+    holds ``meta`` (what was searched, how) and ``queries``, the
+    :func:`search_results` list.
+
+    Args:
+        results (Sequence[dict]): From :func:`search_results`.
+        csv_path (str): The CSV file.
+        json_path (str): The JSON file.
+        meta (dict, optional): Recorded in the JSON. Defaults to None.
+    """
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator='\n')
+    writer.writerow(RESULT_HEADER)
+    for query in results:
+        for r in query['results']:
+            writer.writerow([
+                query['query'], r['rank'], r['tracklet'], r['camera'] or '',
+                r['camid'], f'{r["distance"]:.6f}'
+            ])
+    atomic_write_bytes(text.getvalue().encode(), csv_path)
+    atomic_write_bytes(
+        json.dumps(dict(meta=meta or {}, queries=list(results)),
+                   indent=1).encode() + b'\n', json_path)

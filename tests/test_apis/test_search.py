@@ -1,18 +1,44 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
+import contextlib
+import logging
 import os
 import os.path as osp
+import shutil
+import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from mmengine.logging import MMLogger
 
-from mmtfclip.apis import (embed_tracklets, extract_tracklet_features,
-                           gallery_cache_key, init_model, list_gallery,
-                           load_gallery_cache, rank_gallery, read_box_track,
-                           read_video_tracklet, save_gallery_cache)
+from mmtfclip.apis import (GalleryIndex, embed_tracklets,
+                           extract_tracklet_features, init_model, list_gallery,
+                           list_query_tracklets, read_box_track,
+                           read_video_tracklet, search, sync_gallery_index)
+from mmtfclip.evaluation.functional import compute_distance_matrix
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@contextlib.contextmanager
+def captured_log():
+    """The text mmengine's current logger writes meanwhile."""
+
+    class Handler(logging.Handler):
+        text = ''
+
+        def emit(self, record):
+            Handler.text += record.getMessage() + '\n'
+
+    handler = Handler()
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
 
 
 def write_tracklet(folder, num_frames=3, seed=0, size=(64, 32)):
@@ -129,7 +155,7 @@ def model():
         cfg_options={'model.head.num_classes': 4})
 
 
-def test_embed_rank_and_cache(model, tmp_path):
+def test_embed_tracklets_in_batches(model, tmp_path):
     for i in range(5):
         write_tracklet(str(tmp_path / 'g' / 'cam1' / f't{i}'), 2 + i, seed=i)
     write_tracklet(str(tmp_path / 'g' / 'cam2' / 'x'), 3, seed=9)
@@ -142,21 +168,178 @@ def test_embed_rank_and_cache(model, tmp_path):
     torch.testing.assert_close(
         batched, extract_tracklet_features(model, frames, camids))
 
-    # The gallery's own tracklet 3 as the query comes first, at distance 0.
-    order, dists = rank_gallery(batched[3], batched)
-    assert order[0] == 3 and dists[0] < 1e-5
-    assert np.all(np.diff(dists) >= 0) and sorted(order) == list(range(6))
 
-    ckpt = tmp_path / 'model.pth'
-    ckpt.write_bytes(b'weights')
-    cache = str(tmp_path / 'cache.npz')
-    key = gallery_cache_key(str(ckpt), model, gallery)
-    assert load_gallery_cache(cache, key) is None
-    save_gallery_cache(cache, key, batched)
-    torch.testing.assert_close(load_gallery_cache(cache, key), batched)
-    ckpt.write_bytes(b'other weights')
-    assert load_gallery_cache(cache,
-                              gallery_cache_key(str(ckpt), model,
-                                                gallery)) is None
-    assert load_gallery_cache(
-        cache, gallery_cache_key(str(ckpt), model, gallery[:-1])) is None
+def clustered(num, dim, seed, num_ids=None):
+    """Synthetic embeddings: noisy copies of ``num_ids`` identity centres."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((num_ids or max(num // 10, 1), dim))
+    rows = centres[rng.integers(0, len(centres), num)]
+    return (rows + 0.5 * rng.standard_normal((num, dim))).astype(np.float32)
+
+
+@pytest.mark.parametrize('dist_metric,feat_norm', [('euclidean', True),
+                                                   ('cosine', False),
+                                                   ('euclidean', False)])
+def test_faiss_returns_the_exact_top10_on_10k(tmp_path, dist_metric,
+                                              feat_norm):
+    pytest.importorskip('faiss')
+    gallery = clustered(10_000, 128, seed=0)
+    queries = clustered(20, 128, seed=1, num_ids=1000)
+    index = GalleryIndex(
+        str(tmp_path / 'index'),
+        key=dict(test=1),
+        dist_metric=dist_metric,
+        feat_norm=feat_norm,
+        shard_rows=4096)
+    index.add(gallery, [dict(tracklet=f't{i}') for i in range(10_000)])
+    exact_idx, exact_dist = index.search(queries, 10)
+    # The exact search ranks as ReIDMetric does: compute_distance_matrix.
+    q, g = torch.from_numpy(queries), torch.from_numpy(gallery)
+    if feat_norm:
+        q, g = F.normalize(q, dim=1), F.normalize(g, dim=1)
+    dist = compute_distance_matrix(q, g, dist_metric).numpy()
+    np.testing.assert_array_equal(exact_idx, np.argsort(dist, axis=1)[:, :10])
+    np.testing.assert_allclose(
+        exact_dist, np.sort(dist, axis=1)[:, :10], rtol=1e-5, atol=1e-5)
+
+    # 'auto' is a flat (exact) faiss index at this size; written and read
+    # back with the index.
+    faiss_idx, faiss_dist = index.search(queries, 10, engine='faiss')
+    np.testing.assert_array_equal(faiss_idx, exact_idx)
+    np.testing.assert_allclose(faiss_dist, exact_dist, rtol=1e-4, atol=1e-4)
+    loaded, why = GalleryIndex.load(
+        str(tmp_path / 'index'), dict(test=1), dist_metric, feat_norm)
+    assert why == '' and loaded.num_rows == 10_000
+    loaded.build_faiss()
+    assert loaded.has_faiss
+    np.testing.assert_array_equal(
+        loaded.search(queries, 10, engine='faiss')[0], exact_idx)
+    # An inverted file visiting all its lists is exact too.
+    ivf = GalleryIndex(dist_metric=dist_metric, feat_norm=feat_norm)
+    ivf.add(gallery, [{}] * len(gallery))
+    ivf.build_faiss('IVF64,Flat')
+    np.testing.assert_array_equal(
+        ivf.search(queries, 10, engine='faiss', nprobe=64)[0], exact_idx)
+
+
+def test_gallery_index_refuses_bad_input(tmp_path, monkeypatch):
+    index = GalleryIndex()
+    bad = np.ones((3, 4), np.float32)
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match='1 rows hold NaN'):
+        index.add(bad, [{}] * 3)
+    index.add(np.ones((3, 4)), [{}] * 3)
+    with pytest.raises(ValueError, match='holds 4-d embeddings; got 5-d'):
+        index.add(np.ones((1, 5)), [{}])
+    with pytest.raises(ValueError, match=r'Queries must be \[Q, 4\]'):
+        index.search(np.ones((1, 5)), 2)
+    other = tmp_path / 'photos'
+    other.mkdir()
+    (other / 'holiday.jpg').write_bytes(b'x')
+    with pytest.raises(FileExistsError, match='not a gallery index'):
+        GalleryIndex.prepare_root(str(other))
+    # faiss is optional: its absence is said in words.
+    monkeypatch.setitem(sys.modules, 'faiss', None)
+    with pytest.raises(ImportError, match='pip install faiss-cpu'):
+        index.search(np.ones((1, 4)), 2, engine='faiss')
+
+
+class CountingEmbedder:
+    """Stands for extract_tracklet_features, counting the tracklets."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, model, tracklets, camids=None, batch_size=8):
+        self.count += len(tracklets)
+        return extract_tracklet_features(model, tracklets, camids, batch_size)
+
+
+def test_sync_gallery_index_reuses_extends_and_rebuilds(
+        model, tmp_path, monkeypatch):
+    counter = CountingEmbedder()
+    monkeypatch.setattr(search, 'extract_tracklet_features', counter)
+    root = str(tmp_path / 'index')
+    for i in range(4):
+        write_tracklet(str(tmp_path / 'g' / 'cam1' / f't{i}'), 2 + i, seed=i)
+    ckpt = str(tmp_path / 'model.pth')
+    torch.save({'state_dict': model.state_dict()}, ckpt)
+
+    def sync(**kwargs):
+        gallery = list_gallery(str(tmp_path / 'g'), model.num_cams)
+        counter.count = 0
+        index = sync_gallery_index(
+            root, model, ckpt, gallery, 2, show_progress=False, **kwargs)
+        return gallery, index
+
+    with captured_log() as log:
+        gallery, index = sync(shard_rows=3)
+    assert counter.count == 4 and index.num_rows == 4
+    assert 'there is no index' in log.text
+    expected = extract_tracklet_features(model,
+                                         [t.frame_paths for t in gallery],
+                                         [t.camid for t in gallery])
+    np.testing.assert_allclose(
+        np.concatenate(index._vectors),
+        F.normalize(expected, dim=1).numpy(),
+        atol=1e-6)
+
+    # Unchanged: read back, nothing embedded.
+    _, index = sync()
+    assert counter.count == 0 and index.num_rows == 4
+    # A new tracklet: only it is embedded, appended as a shard.
+    write_tracklet(str(tmp_path / 'g' / 'cam1' / 't9'), 3, seed=9)
+    with captured_log() as log:
+        _, index = sync(faiss_factory='auto')
+    assert counter.count == 1 and index.num_rows == 5
+    assert '4 tracklets read, 1 new to embed' in log.text
+    assert [r['tracklet'] for r in index.records[-1:]
+            ] == [str(tmp_path / 'g' / 'cam1' / 't9')]
+    # The faiss index was extended and written with it: read, not rebuilt.
+    _, index = sync(faiss_factory='auto')
+    assert counter.count == 0 and index.has_faiss
+
+    # A truncated shard is reported and the index rebuilt.
+    with open(osp.join(root, 'shard_00000.npy'), 'r+b') as f:
+        f.truncate(64)
+    with captured_log() as log:
+        _, index = sync()
+    assert counter.count == 5
+    assert 'shard_00000.npy does not match the SHA-256' in log.text
+    # A setting that changes the embedding makes it stale.
+    model.cfg.model.backbone.sie_coef = 2.0
+    try:
+        with captured_log() as log:
+            sync()
+    finally:
+        model.cfg.model.backbone.sie_coef = 1.0
+    assert counter.count == 5
+    assert 'model.backbone.sie_coef: 1.0 -> 2.0' in log.text
+    # So does another checkpoint content, and a changed tracklet.
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    with captured_log() as log:
+        sync()
+    assert counter.count == 5 and 'checkpoint_sha256' in log.text
+    os.remove(str(tmp_path / 'g' / 'cam1' / 't0' / 'f2.png'))
+    with captured_log() as log:
+        sync()
+    assert counter.count == 5 and 't0 changed' in log.text
+    shutil.rmtree(str(tmp_path / 'g' / 'cam1' / 't9'))
+    with captured_log() as log:
+        sync()
+    assert 't9 no longer in the gallery' in log.text
+
+
+def test_list_query_tracklets(tmp_path):
+    write_tracklet(str(tmp_path / 'one'))
+    ((path, frames), ) = list_query_tracklets(str(tmp_path / 'one'))
+    assert path == str(tmp_path / 'one') and len(frames) == 3
+    for name in ('q10', 'q2'):
+        write_tracklet(str(tmp_path / 'many' / name))
+    assert [
+        osp.basename(p)
+        for p, _ in list_query_tracklets(str(tmp_path / 'many'))
+    ] == ['q2', 'q10']
+    write_tracklet(str(tmp_path / 'cams' / 'cam1' / 'q'))
+    with pytest.raises(ValueError, match='cam1 holds no image'):
+        list_query_tracklets(str(tmp_path / 'cams'))

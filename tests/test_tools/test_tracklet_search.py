@@ -1,7 +1,9 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
-"""tools/demo/tracklet_search.py on a tiny model: a folder query against a
-flat gallery (with the embedding cache), and a video query with a box
-track against a gallery of camera folders."""
+"""tools/demo/tracklet_search.py on a tiny model: a folder of 5 queries
+against a flat gallery (exact and faiss, with the gallery index), and a
+video query with a box track against a gallery of camera folders."""
+import csv
+import json
 import os
 import os.path as osp
 import shutil
@@ -20,9 +22,10 @@ from mmtfclip.registry import MODELS
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 CONFIG = osp.join(ROOT, 'configs', 'tfclip_demo.py')
 TOOL = osp.join(ROOT, 'tools', 'demo', 'tracklet_search.py')
-# Default picture: 4 frames of 128 x 64 (h x w) per strip, 3 px border,
-# an 18 px text band; the query row, a 10 px gap, then top-3.
-PICTURE_SHAPE = (4 * (18 + 134) + 10, 4 * 64 + 6, 3)
+# Default picture: strips of 4 frames of 128 x 64 (h x w), 3 px border;
+# the query with a one-line header, a 10 px gap, then the top-3 in a row,
+# 4 px apart, with one-line labels.
+PICTURE_SHAPE = (18 + 134 + 10 + 18 + 134, 3 * 262 + 2 * 4, 3)
 
 
 def search(ckpt, *args, ok=True):
@@ -40,10 +43,12 @@ def search(ckpt, *args, ok=True):
     return log
 
 
-def ranked_paths(log):
-    """The tracklet column of the printed ranking, best first."""
-    lines = log[log.index('rank   distance'):].splitlines()[1:]
-    return [line.split()[-1] for line in lines if line.split()[0].isdigit()]
+def read_results(out_dir):
+    """The CSV rows and the JSON of a run."""
+    with open(osp.join(out_dir, 'ranking.csv'), newline='') as f:
+        rows = list(csv.DictReader(f))
+    with open(osp.join(out_dir, 'ranking.json')) as f:
+        return rows, json.load(f)
 
 
 def write_frames(folder, frames):
@@ -74,33 +79,49 @@ def checkpoint(tmp_path_factory):
     return path
 
 
-def test_folder_query_flat_gallery_and_cache(checkpoint, tmp_path):
+def test_five_queries_flat_gallery_index_and_faiss(checkpoint, tmp_path):
     gallery = tmp_path / 'gallery'
-    for i in range(5):
+    for i in range(8):
         write_frames(str(gallery / f't{i}'), random_tracklet(i, 3 + i))
-    shutil.copytree(gallery / 't3', tmp_path / 'query')
-    cache, out = str(tmp_path / 'cache.npz'), str(tmp_path / 'rank.png')
-    args = ('--query', str(tmp_path / 'query'), '--gallery', str(gallery),
-            '--cache', cache, '--out', out)
+    queries = tmp_path / 'queries'
+    sources = [1, 3, 4, 6, 7]
+    for k, i in enumerate(sources):
+        shutil.copytree(gallery / f't{i}', queries / f'person{k}')
+    index = str(tmp_path / 'index')
+    out = str(tmp_path / 'out')
+    args = ('--query', str(queries), '--gallery', str(gallery), '--index',
+            index, '--out-dir', out)
 
     log = search(checkpoint, *args)
-    ranked = ranked_paths(log)
-    assert len(ranked) == 5 and ranked[0] == str(gallery / 't3')
-    assert 'Gallery embeddings cached' in log
-    assert cv2.imread(out).shape == PICTURE_SHAPE
-    mtime = os.stat(cache).st_mtime_ns
+    assert 'building it' in log
+    rows, result = read_results(out)
+    assert [r for r in rows[0]
+            ] == ['query', 'rank', 'tracklet', 'camera', 'camid', 'distance']
+    assert len(rows) == 5 * 3 and len(result['queries']) == 5
+    for k, (query, i) in enumerate(zip(result['queries'], sources)):
+        assert query['query'] == str(queries / f'person{k}')
+        ranked = query['results']
+        # Each query is a copy of a gallery tracklet: found first, at 0.
+        assert ranked[0]['tracklet'] == str(gallery / f't{i}')
+        assert ranked[0]['distance'] < 1e-4
+        assert [r['rank'] for r in ranked] == [1, 2, 3]
+        distances = [r['distance'] for r in ranked]
+        assert distances == sorted(distances)
+        assert [row['tracklet'] for row in rows[3 * k:3 * k + 3]
+                ] == [r['tracklet'] for r in ranked]
+        assert ranked[0]['camera'] is None and rows[3 * k]['camera'] == ''
+    assert result['meta']['gallery_size'] == 8
+    pictures = sorted(f for f in os.listdir(out) if f.endswith('.png'))
+    assert pictures == [f'{k + 1:03d}_person{k}.png' for k in range(5)]
+    assert cv2.imread(osp.join(out, pictures[0])).shape == PICTURE_SHAPE
 
-    log = search(checkpoint, *args)
-    assert 'read from the cache' in log and ranked_paths(log) == ranked
-    assert os.stat(cache).st_mtime_ns == mtime
-
-    # A retrained (rewritten) checkpoint makes the cache stale.
-    ckpt = torch.load(checkpoint, weights_only=True)
-    new_ckpt = str(tmp_path / 'retrained.pth')
-    torch.save(ckpt, new_ckpt)
-    log = search(new_ckpt, *args)
-    assert 'is stale: it was computed with the checkpoint' in log
-    assert ranked_paths(log) == ranked
+    # Read back, nothing embedded again; faiss gives the same ranking.
+    log = search(checkpoint, *args, '--engine', 'faiss', '--no-pictures')
+    assert '8 tracklets read, 0 new to embed' in log
+    faiss_rows, faiss_result = read_results(out)
+    assert [r['tracklet'] for r in faiss_rows] == [r['tracklet'] for r in rows]
+    assert faiss_result['meta']['engine'] == 'faiss'
+    assert osp.isfile(osp.join(index, 'faiss.index'))
 
 
 def test_video_query_camera_gallery(checkpoint, tmp_path):
@@ -126,12 +147,18 @@ def test_video_query_camera_gallery(checkpoint, tmp_path):
         write_frames(
             str(gallery / f'cam{1 + i % 2}' / f'other{i}'),
             random_tracklet(10 + i))
-    out = str(tmp_path / 'video_rank.png')
-    log = search(checkpoint, '--query', video, '--boxes', boxes, '--gallery',
-                 str(gallery), '--query-camid', '1', '--out', out)
-    ranked = ranked_paths(log)
-    assert ranked[0] == str(gallery / 'cam2' / 'person') and len(ranked) == 4
-    assert ' cam2 ' in log and cv2.imread(out).shape == PICTURE_SHAPE
+    out = str(tmp_path / 'out')
+    search(checkpoint, '--query', video, '--boxes', boxes, '--gallery',
+           str(gallery), '--query-camid', '1', '--out-dir', out, '--topk', '4',
+           '--layout', 'row')
+    rows, result = read_results(out)
+    assert [r['tracklet'] for r in rows][0] == str(gallery / 'cam2' / 'person')
+    assert len(rows) == 4 and rows[0]['camera'] == 'cam2'
+    assert rows[0]['camid'] == '1' and result['queries'][0]['query_camid'] == 1
+    assert result['queries'][0]['query'] == video
+    (picture, ) = [f for f in os.listdir(out) if f.endswith('.png')]
+    # One row: the query and 4 results.
+    assert cv2.imread(osp.join(out, picture)).shape[1] == 5 * 262 + 10 + 3 * 4
 
     with open(boxes, 'w') as f:
         f.write('frame,x,y,w,h\n1,45,20,40,80\n3,55,20,40,80\n'

@@ -1,8 +1,9 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
 """Draw ranking pictures from a test result dumped by ``tools/test.py
---dump``: each query above its top-k gallery tracklets, true matches in
+--dump``: each query with its top-k gallery tracklets, true matches in
 green, wrong ones in red, ranked as the evaluation ranked them (its
-distances, its protocol, same-id same-camera entries discarded)."""
+distances, its protocol, same-id same-camera entries discarded), the
+query's AP in its header; queries evenly spaced, or worst / best first."""
 import argparse
 import os.path as osp
 import zipfile
@@ -25,8 +26,13 @@ def parse_args():
         '--num',
         type=int,
         default=20,
-        help='queries drawn, evenly spaced over the query set (without '
-        '--queries)')
+        help='queries drawn, chosen by --order (without --queries)')
+    parser.add_argument(
+        '--order',
+        choices=('even', 'worst', 'best'),
+        default='even',
+        help='even: spread over the query set; worst / best: lowest / '
+        'highest AP first')
     parser.add_argument(
         '--queries',
         type=int,
@@ -34,6 +40,17 @@ def parse_args():
         help='0-based positions of the queries to draw, in query order')
     parser.add_argument(
         '--num-frames', type=int, default=4, help='frames per tracklet')
+    parser.add_argument(
+        '--layout',
+        choices=('grid', 'row'),
+        default='grid',
+        help='grid: the query above rows of --columns results; row: the '
+        'query and its results in one row (torchreid\'s visrank)')
+    parser.add_argument(
+        '--columns',
+        type=int,
+        default=5,
+        help='results per row of the grid layout')
     return parser.parse_args()
 
 
@@ -61,9 +78,13 @@ def main():
     args = parse_args()
     dump = read_dump(args.dump)
     visualizer = ReIDRankingVisualizer(
-        name='visualize_ranks', num_frames=args.num_frames)
+        name='visualize_ranks',
+        num_frames=args.num_frames,
+        layout=args.layout,
+        columns=args.columns)
     files = visualizer.visualize_dump_rankings(dump, args.out_dir, args.topk,
-                                               args.num, args.queries)
+                                               args.num, args.queries,
+                                               args.order)
     print(f'{len(files)} ranking pictures written to {args.out_dir}')
 
 

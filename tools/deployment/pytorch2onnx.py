@@ -8,7 +8,11 @@ frames, as the data pipeline packs them) and, when the model has SIE,
 dynamic. Normalisation with the config's data-preprocessor mean and std is
 inside the graph. A model without SIE (``num_cams=0``) has no ``cam_ids``
 input. A tracklet longer than T is embedded as the PyTorch model does in
-dense testing: its clips as rows, the rows averaged.
+dense testing: its clips as rows, the rows averaged. The file's metadata
+(``mmtfclip.*`` keys) records how the config's test pipeline prepares a
+tracklet (clip length, sampling mode, input size, resize), so that
+``mmtfclip.deployment.ONNXTrackletRunner`` embeds whole tracklets from it
+with numpy and onnxruntime only.
 
 The exporter is torch's TorchScript-based one (``dynamo=False``): the
 dynamo exporter, torch's default, needs ``onnxscript``, which the
@@ -16,7 +20,7 @@ project's requirements do not include.
 
 Example::
 
-    python tools/deployment/pytorch2onnx.py configs/tfclip_mars.py \\
+    .venv/bin/python tools/deployment/pytorch2onnx.py configs/tfclip_mars.py \\
         work_dirs/tfclip_mars/epoch_80.pth --out tfclip_mars.onnx --verify
 """
 import argparse
@@ -27,8 +31,10 @@ import torch
 from mmengine.config import DictAction
 from mmengine.utils import mkdir_or_exist
 
-from mmtfclip.apis import init_model
+from mmtfclip.apis import get_test_pipeline, init_model
 from mmtfclip.deployment import TrackletEmbedder
+from mmtfclip.deployment.onnx_tracklet_runner import pipeline_metadata
+from mmtfclip.fileio import atomic_write_bytes
 
 
 def parse_args():
@@ -114,6 +120,20 @@ def export(embedder: TrackletEmbedder, shape, out: str, opset: int) -> None:
         do_constant_folding=True)
 
 
+def write_metadata(out: str, metadata: dict) -> None:
+    """Store ``metadata`` (str -> str) in the ONNX file's metadata_props."""
+    try:
+        import onnx
+    except ImportError as err:
+        raise ImportError('Writing the ONNX metadata needs the onnx package: '
+                          '`pip install onnx`.') from err
+    graph = onnx.load(out)
+    for key, value in metadata.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, value
+    atomic_write_bytes(graph.SerializeToString(), out)
+
+
 def verify(embedder: TrackletEmbedder, shape, out: str,
            tolerance: float) -> float:
     """Compare onnxruntime with PyTorch at two batch sizes.
@@ -155,6 +175,14 @@ def main():
     embedder = TrackletEmbedder(model).eval()
     shape = (model.num_frames, *model.backbone.img_size)
     export(embedder, shape, args.out, args.opset)
+    metadata, unsupported = pipeline_metadata(
+        get_test_pipeline(model.cfg),
+        model.num_cams if embedder.use_camera_ids else 0)
+    write_metadata(args.out, metadata)
+    if unsupported:
+        print('Note: the test pipeline has steps ONNXTrackletRunner does not '
+              f'reproduce ({", ".join(unsupported)}); it will refuse this '
+              'file. The graph itself is complete.')
     print(f'ONNX model written to {args.out}: frames uint8 [N, {shape[0]}, '
           f'3, {shape[1]}, {shape[2]}]' +
           (', cam_ids int64 [N]' if embedder.use_camera_ids else '') +
