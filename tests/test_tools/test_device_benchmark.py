@@ -1,0 +1,150 @@
+# Copyright (c) mmtfclip contributors. All rights reserved.
+"""``device_benchmark.sh prepare`` then ``dry-run`` in an environment like
+the GPU card's: a fresh virtual environment holding torch and the packages
+the card's image has that the benchmarks import, nothing of the OpenMMLab
+stack; that comes from the carried ``.whl/site`` alone."""
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+from importlib import metadata
+
+_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+_SCRIPT = osp.join(_ROOT, 'tools', 'analysis_tools', 'device_benchmark.sh')
+
+# Distributions the card's image holds (the device's package list, read
+# 2026-11-17), linked from this environment into the fresh one: torch and
+# what it loads, and what mmengine, mmcv-lite, mmpretrain, open_clip and
+# mmtfclip import from the card. Anything missing from the carried folder
+# then fails the dry run with an ImportError.
+CARD_DISTRIBUTIONS = ('torch', 'filelock', 'typing_extensions', 'sympy',
+                      'mpmath', 'networkx', 'jinja2', 'markupsafe', 'fsspec',
+                      'numpy', 'opencv-python', 'pillow', 'scipy',
+                      'matplotlib', 'contourpy', 'cycler', 'fonttools',
+                      'kiwisolver', 'pyparsing', 'python-dateutil',
+                      'packaging', 'pyyaml', 'rich', 'markdown-it-py', 'mdurl',
+                      'pygments', 'regex', 'tqdm', 'safetensors',
+                      'torchvision', 'einops', 'click', 'markdown', 'zipp',
+                      'h5py')
+# The CUDA libraries torch's build links against (on the card as well).
+CARD_PREFIXES = ('nvidia-', 'cuda-')
+
+BENCHMARKS = ('train16_fast', 'train64_fast', 'test64_fp32', 'test64_bf16',
+              'memory64_bf16', 'train16_plain', 'train64_plain', 'memory_real',
+              'train64_fast_cp')
+KEYS = ('name', 'task', 'device', 'torch', 'dtype', 'batch', 'clip_shape',
+        'ms_per_step', 'sequences_per_s', 'frames_per_s', 'peak_memory',
+        'flops_per_step', 'achieved_tflops', 'matmul_peak', 'mfu_vs_bf16_peak',
+        'dry_run', 'dry_run_skipped')
+
+
+def _base_python() -> str:
+    """The interpreter this virtual environment was made from."""
+    with open(osp.join(sys.prefix, 'pyvenv.cfg')) as f:
+        cfg = {
+            k.strip(): v.strip()
+            for k, v in (line.split('=', 1) for line in f.read().splitlines()
+                         if '=' in line)
+        }
+    home = cfg['home']
+    version = f'python{sys.version_info.major}.{sys.version_info.minor}'
+    return osp.join(home, version)
+
+
+def _card_like_venv(root: str) -> str:
+    """A fresh venv linking only the card's distributions from ours."""
+    subprocess.run([_base_python(), '-m', 'venv', '--without-pip', root],
+                   check=True)
+    python = osp.join(root, 'bin', 'python')
+    site = subprocess.run([
+        python, '-c', 'import sysconfig; print(sysconfig.get_path("purelib"))'
+    ],
+                          check=True,
+                          capture_output=True,
+                          text=True).stdout.strip()
+    names = set(CARD_DISTRIBUTIONS)
+    for dist in metadata.distributions():
+        name = dist.metadata['Name'].lower()
+        if name.startswith(CARD_PREFIXES):
+            names.add(name)
+    for name in sorted(names):
+        dist = metadata.distribution(name)
+        tops = {str(f).split('/')[0] for f in dist.files}
+        for top in sorted(tops):
+            # No scripts outside site-packages; no .pth files, which run
+            # code at start-up.
+            if top == '..' or top.endswith('.pth'):
+                continue
+            src = osp.join(str(dist.locate_file('')), top)
+            dst = osp.join(site, top)
+            if osp.exists(src) and not osp.lexists(dst):
+                os.symlink(src, dst)
+    return python
+
+
+def test_device_benchmark_prepare_and_dry_run(tmp_path):
+    python = _card_like_venv(str(tmp_path / 'venv'))
+    carried = str(tmp_path / 'whl' / 'site')
+    env = {
+        k: v
+        for k, v in os.environ.items() if k not in ('PYTHONPATH', 'PYTHONHOME')
+    }
+    env.update(OMP_NUM_THREADS='1', WHL_SITE=carried)
+
+    # The fresh environment lacks the OpenMMLab stack until it is carried.
+    bare = subprocess.run([python, '-c', 'import torch, cv2; import mmengine'],
+                          capture_output=True,
+                          text=True,
+                          env=env,
+                          cwd=str(tmp_path))
+    assert "No module named 'mmengine'" in bare.stderr, bare.stderr
+
+    prepare = subprocess.run(['bash', _SCRIPT, 'prepare'],
+                             capture_output=True,
+                             text=True,
+                             env=dict(env, VENV_PYTHON=sys.executable),
+                             timeout=300)
+    assert prepare.returncode == 0, prepare.stdout + prepare.stderr
+    with open(osp.join(carried, 'MANIFEST.txt')) as f:
+        manifest = f.read()
+    for name in ('mmengine', 'mmcv-lite', 'mmpretrain', 'open_clip_torch'):
+        assert f'\n{name} ' in manifest
+    assert 'wcwidth/_wcwidth_c' in manifest
+    for folder, _, files in os.walk(carried):
+        for file in files:
+            assert not file.endswith(('.so', '.pyd')), osp.join(folder, file)
+
+    out = tmp_path / 'out'
+    run = subprocess.run(['bash', _SCRIPT, 'dry-run'],
+                         capture_output=True,
+                         text=True,
+                         env=dict(env, PYTHON=python, OUT=str(out)),
+                         timeout=600)
+    log = (out / 'log.txt').read_text()
+    assert run.returncode == 0, run.stdout + run.stderr + log[-6000:]
+    for bad in ('FAILED', 'SKIPPED', 'Traceback'):
+        assert bad not in log, log[-6000:]
+    # The fresh environment's interpreter ran, with the carried packages.
+    assert 'dry run on the CPU' in log and 'mmengine 0.10' in log
+    with open(out / 'results.jsonl') as f:
+        results = [json.loads(line) for line in f]
+    assert [r['name'] for r in results] == list(BENCHMARKS)
+    for r in results:
+        missing = [k for k in KEYS if k not in r]
+        assert not missing, (r['name'], missing)
+        assert r['dry_run'] is True and r['device'] == 'cpu'
+        assert r['clip_shape'] == dict(T=4, H=64, W=32)
+        assert r['batch'] == 8 and r['frames_per_s'] > 0
+        asked_compile = r['name'] in ('train16_fast', 'train64_fast',
+                                      'test64_bf16', 'train64_fast_cp')
+        assert ('--compile' in r['dry_run_skipped']) == asked_compile
+        assert r['compile'] is False
+    by_name = {r['name']: r for r in results}
+    assert by_name['train16_fast']['fused_optimizer'] is True
+    assert 'autocast' in by_name['train16_fast']['amp_note']
+    assert by_name['test64_bf16']['cosine_to_fp32_min'] > 0.99
+    assert by_name['train64_fast_cp']['checkpointing'] is True
+    e2e = by_name['memory_real']['end_to_end']
+    # The synthetic set's 8 training identities, 2 cameras, 1 tracklet each.
+    assert e2e['tracklets'] == 16 and e2e['frames_per_s'] > 0
