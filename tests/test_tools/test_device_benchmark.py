@@ -148,3 +148,65 @@ def test_device_benchmark_prepare_and_dry_run(tmp_path):
     e2e = by_name['memory_real']['end_to_end']
     # The synthetic set's 8 training identities, 2 cameras, 1 tracklet each.
     assert e2e['tracklets'] == 16 and e2e['frames_per_s'] > 0
+
+
+_STUB_PYTHON = '''#!/bin/bash
+# Stands in for the card's python3: records each benchmark's arguments and
+# answers with a JSON object; the script's own JSON handling runs for real.
+case "$1" in
+  -c) case "$2" in *torch*) echo stub environment; exit 0;; esac ;;
+  tools/analysis_tools/benchmark.py)
+    echo "$*" >> "$CALLS"
+    echo '{"ms_per_step": {"median": 1}, "sequences_per_s": 1,' \\
+      '"frames_per_s": 1, "peak_memory": {"gib": 1},' \\
+      '"mfu_vs_bf16_peak": 0.1, "task": "stub"}'
+    exit 0;;
+  tools/misc/make_synthetic_dataset.py) echo "$*" >> "$CALLS"; exit 0;;
+esac
+exec "$REAL_PYTHON" "$@"
+'''
+
+
+def test_device_benchmark_card_mode_arguments(tmp_path):
+    """The card's mode (no argument), with stand-ins for nvidia-smi and the
+    card's Python: the ViT-B/16 config, the card's batches and iterations,
+    every switch passed on, one JSON line per benchmark."""
+    stubs = tmp_path / 'bin'
+    stubs.mkdir()
+    (stubs / 'nvidia-smi').write_text('#!/bin/sh\necho stub GPU\n')
+    (stubs / 'python').write_text(_STUB_PYTHON)
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    calls, out = tmp_path / 'calls.txt', tmp_path / 'out'
+    env = dict(
+        os.environ,
+        PATH=f'{stubs}:{os.environ["PATH"]}',
+        PYTHON=str(stubs / 'python'),
+        REAL_PYTHON=sys.executable,
+        CALLS=str(calls),
+        OUT=str(out),
+        DATA=str(tmp_path / 'data'))
+    run = subprocess.run(['bash', _SCRIPT],
+                         capture_output=True,
+                         text=True,
+                         env=env,
+                         timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = calls.read_text().splitlines()
+    config = ('configs/tfclip/'
+              'tfclip_vit-b16-clip-openai-pre_1xb16-t8-80e_mars.py')
+    bench = [line.split() for line in lines if 'benchmark.py' in line]
+    assert len(bench) == len(BENCHMARKS)
+    for args in bench:
+        assert args[1] == config and '--device' not in args
+    fast = {'--amp', '--compile', '--fused-optimizer'}
+    assert fast <= set(
+        bench[0]) and bench[0][bench[0].index('--batch') + 1] == '16'
+    assert fast | {'--checkpointing'} <= set(bench[-1])
+    assert '--data' in bench[7] and 'custom_hooks.0.num_workers=14' in bench[7]
+    assert any('make_synthetic_dataset.py' in line and '--num-ids 100' in line
+               for line in lines)
+    with open(out / 'results.jsonl') as f:
+        results = [json.loads(line) for line in f]
+    assert [r['name'] for r in results] == list(BENCHMARKS)
+    assert all('dry_run' not in r for r in results)

@@ -127,7 +127,7 @@ bench() {
     local json="$OUT/bench_$name.json"
     # benchmark.py writes its JSON alone to stdout, its logs to stderr.
     if timeout 170 $PY tools/analysis_tools/benchmark.py "$CONFIG" \
-        "${DEVICE[@]}" "${WARM[@]}" "${args[@]}" "${SIZE[@]}" \
+        ${DEVICE[@]+"${DEVICE[@]}"} ${WARM[@]+"${WARM[@]}"} "${args[@]}" ${SIZE[@]+"${SIZE[@]}"} \
         >"$json" 2>>"$LOG"; then
         $PY - "$json" "$name" "$DRY_RUN" "$skipped" >>"$RESULTS" 2>>"$LOG" <<'EOF' || { FAILED=1; echo "FAILED $name (its stdout is not one JSON object)" | tee -a "$LOG"; return; }
 import json, sys
