@@ -86,7 +86,7 @@ def _card_like_venv(root: str) -> str:
 
 
 # About 70 s of CPU (eleven Python start-ups of the whole stack); on the
-# shared 2 cores at a load of 12 that took 340 s of wall clock.
+# shared 2 cores it took 56 s of wall clock, and 340 s at a load of 12.
 @pytest.mark.timeout(900)
 def test_device_benchmark_prepare_and_dry_run(tmp_path):
     python = _card_like_venv(str(tmp_path / 'venv'))
