@@ -19,7 +19,6 @@ numbers, strings and containers, whoever wrote the file.
 import os.path as osp
 from typing import Any, Optional
 
-import torch
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint
 
 from mmtfclip.fileio import load_file
@@ -63,32 +62,3 @@ def load_checkpoint(filename: str, map_location: Optional[Any] = 'cpu') -> Any:
     if '://' in str(filename):
         return _load_checkpoint(filename, map_location=map_location)
     return load_local_checkpoint(str(filename), map_location=map_location)
-
-
-def load_weights(filename: str, map_location: Optional[Any] = 'cpu') -> Any:
-    """Read a weight file from elsewhere safely (tensors and containers only).
-
-    Args:
-        filename (str): Path of a file saved with ``torch.save``.
-        map_location (optional): Same as :func:`torch.load`.
-            Defaults to ``'cpu'``.
-
-    Returns:
-        The object in the file, typically a state dict.
-
-    Raises:
-        FileNotFoundError: If the file does not exist.
-        RuntimeError: If the file holds more than tensors and plain
-            containers; the message names the file.
-    """
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    try:
-        return torch.load(
-            filename, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises UnpicklingError or RuntimeError
-        raise RuntimeError(
-            f'{filename} holds more than tensors and plain containers, so it '
-            'is not loaded with weights_only=True; check where it comes '
-            f'from. ({type(e).__name__}: {e})') from e

@@ -2,6 +2,8 @@
 import importlib.util
 import json
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -29,6 +31,26 @@ def _run(tmp_path, *extra):
     with open(out) as f:
         assert json.load(f) == json.loads(json.dumps(result))
     return result
+
+
+def test_benchmark_writes_json_alone_to_stdout(tmp_path):
+    """``benchmark.py ... > out.json`` is JSON: the logs go to stderr."""
+    out = subprocess.run([
+        sys.executable, _TOOL, _DEMO, '--task', 'memory', '--batch', '4',
+        '--iters', '1', '--warmup', '0', '--device', 'cpu', '--out',
+        str(tmp_path / 'result.json')
+    ],
+                         capture_output=True,
+                         text=True,
+                         timeout=300,
+                         cwd=_ROOT)
+    assert out.returncode == 0, out.stderr[-4000:]
+    result = json.loads(out.stdout)
+    assert result['task'] == 'memory' and result['batch'] == 4
+    with open(tmp_path / 'result.json') as f:
+        assert json.load(f) == result
+    # The logs are there, on stderr.
+    assert 'Wrote' in out.stderr and 'mmengine' in out.stderr
 
 
 def _check_common(result, task, batch=8):

@@ -6,7 +6,7 @@ import os.path as osp
 
 import pytest
 
-from mmtfclip.testing import run_python
+from helpers.tiny_demo import run_python
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 

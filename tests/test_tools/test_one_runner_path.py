@@ -10,8 +10,8 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from helpers.tiny_demo import run_python, write_tiny_synthetic_mars
 from mmtfclip.registry import RUNNERS
-from mmtfclip.testing import run_python, write_tiny_synthetic_mars
 from mmtfclip.utils import set_data_root
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))

@@ -1,7 +1,6 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
 """Checkpoints saved by the project's runner load and resume on torch >= 2.6
 with ``weights_only=True``."""
-import collections
 import os.path as osp
 
 import pytest
@@ -9,7 +8,6 @@ import torch
 import torch.nn as nn
 from mmengine.model import BaseModel
 
-from mmtfclip.compat import load_weights
 from mmtfclip.engine.runner import ReIDRunner
 from mmtfclip.registry import MODELS
 
@@ -89,27 +87,3 @@ def test_runner_checkpoint_resumes(tmp_path):
     assert resumed.optim_wrapper.get_lr()['lr'][0] == pytest.approx(1e-3)
     for k, v in resumed.model.state_dict().items():
         torch.testing.assert_close(v, full_state[k])
-
-
-def test_load_weights_accepts_plain_state_dict(tmp_path):
-    path = str(tmp_path / 'weights.pth')
-    sd = collections.OrderedDict(w=torch.arange(3.0), meta={'n': 1})
-    torch.save(sd, path)
-    loaded = load_weights(path)
-    torch.testing.assert_close(loaded['w'], sd['w'])
-
-
-class _Payload:
-    pass
-
-
-def test_load_weights_refuses_arbitrary_objects(tmp_path):
-    path = str(tmp_path / 'pickle.pth')
-    torch.save({'obj': _Payload()}, path)
-    with pytest.raises(RuntimeError, match='pickle.pth'):
-        load_weights(path)
-
-
-def test_load_weights_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match='nowhere.pth'):
-        load_weights(str(tmp_path / 'nowhere.pth'))

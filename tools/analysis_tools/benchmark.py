@@ -29,7 +29,8 @@ Tasks:
   whole build of the config's ``CLIPMemoryHook`` on its training set, from
   the JPEG files, is timed once instead.
 
-One JSON object is printed (and written to ``--out``): ms per step (mean,
+One JSON object is written to stdout, alone (``> result.json`` is JSON; the
+logs go to stderr), and to ``--out``: ms per step (mean,
 median, p90), sequences/s, frames/s, peak memory, model FLOPs per step and
 the model FLOPs utilisation (MFU) against a matrix product timed on the
 same device at start. FLOPs are counted on one step with
@@ -53,9 +54,12 @@ Example::
         --task train --batch 16 --amp --compile --fused-optimizer
 """
 import argparse
+import contextlib
 import json
+import os
 import resource
 import statistics
+import sys
 import time
 from contextlib import nullcontext
 from functools import partial
@@ -576,15 +580,36 @@ def run(args: argparse.Namespace) -> Dict:
     return result
 
 
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send everything written to file descriptor 1 to 2 meanwhile.
+
+    At the descriptor, so that mmengine's logger (a handler on
+    ``sys.stdout``), warnings, native code and data loader workers all
+    write to stderr, and stdout holds the JSON alone.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def main(argv: Optional[List[str]] = None) -> Dict:
     args = parse_args(argv)
-    result = run(args)
-    text = json.dumps(result, indent=2)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
-        print_log(f'Wrote {args.out}', logger='current')
-    print(text)
+    with stdout_to_stderr():
+        result = run(args)
+        text = json.dumps(result, indent=2)
+        if args.out:
+            with open(args.out, 'w') as f:
+                f.write(text + '\n')
+            print_log(f'Wrote {args.out}', logger='current')
+    print(text, flush=True)
     return result
 
 

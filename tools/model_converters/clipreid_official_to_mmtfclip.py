@@ -51,8 +51,7 @@ from typing import Dict, List
 import open_clip
 import torch
 
-from mmtfclip.compat import load_weights
-from mmtfclip.fileio import save_file
+from mmtfclip.fileio import check_finite, load_file, save_file
 from mmtfclip.models.backbones.clip_weights import load_clip_checkpoint
 
 #: Their template and its placeholders (model/make_model_clipreid.py).
@@ -194,12 +193,13 @@ def convert(state_dict: Dict[str, torch.Tensor],
 def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
     """Their checkpoint (a state dict, possibly in ``{'state_dict': ...}``),
     read as plain tensors."""
-    obj = load_weights(path)
+    obj = load_file(path, what='CLIP-ReID checkpoint')
     if isinstance(obj, dict) and isinstance(obj.get('state_dict'), dict):
         obj = obj['state_dict']
     if not isinstance(obj, dict) or not all(
             isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f'{path} does not hold a state dict of tensors.')
+    check_finite(obj, path, what='CLIP-ReID checkpoint')
     return obj
 
 

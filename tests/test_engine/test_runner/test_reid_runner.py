@@ -13,13 +13,13 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
 
+from helpers.tiny_demo import run_python, write_tiny_synthetic_mars
 from mmtfclip.apis import CheckpointMismatchError
 from mmtfclip.apis.inference import _ID_KEYS
 from mmtfclip.engine.hooks import NonFiniteLossError
 from mmtfclip.engine.runner import from_plain_checkpoint, to_plain_checkpoint
 from mmtfclip.fileio import UnsafeFileError, file_sha256, load_file, save_file
 from mmtfclip.registry import HOOKS, RUNNERS
-from mmtfclip.testing import run_python, write_tiny_synthetic_mars
 from mmtfclip.utils import set_data_root
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..', '..'))
