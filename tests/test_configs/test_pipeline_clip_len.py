@@ -24,6 +24,6 @@ def test_pipelines_follow_num_frames(path):
             t['clip_len'] for t in cfg[name]
             if t['type'] == 'SampleTrackletFrames'
         ]
-        assert lens == [num_frames], (
-            f'{osp.basename(path)}: {name} samples clip_len {lens}, '
-            f'model.neck.num_frames is {num_frames}')
+        message = (f'{osp.basename(path)}: {name} samples clip_len {lens}, '
+                   f'model.neck.num_frames is {num_frames}')
+        assert lens == [num_frames], message

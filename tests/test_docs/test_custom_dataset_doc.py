@@ -23,9 +23,9 @@ def _doc_configs() -> dict:
     for block in blocks:
         base = re.search(r"_base_ = \['\./(\w+)\.py'\]", block).group(1)
         configs[base] = block
-    assert sorted(configs) == ['tfclip_demo', 'tfclip_mars'], (
-        'docs/custom_dataset.md should show a config based on '
-        'tfclip_mars.py and a CPU-sized one based on tfclip_demo.py')
+    message = ('docs/custom_dataset.md should show a config based on '
+               'tfclip_mars.py and a CPU-sized one based on tfclip_demo.py')
+    assert sorted(configs) == ['tfclip_demo', 'tfclip_mars'], message
     return configs
 
 
@@ -78,9 +78,9 @@ def test_custom_dataset_doc_config_trains_and_tests(tmp_path, base):
     text = re.sub(r'num_cams = \d+', 'num_cams = 2', text)
     (tmp_path / 'tfclip_walkers.py').write_text(text)
     # One epoch, no worker processes.
-    (tmp_path / 'tiny.py').write_text(
-        "_base_ = ['./tfclip_walkers.py']\n" +
-        (TINY_CLIP if base == 'tfclip_mars' else '') + """
+    tiny = TINY_CLIP if base == 'tfclip_mars' else ''
+    (tmp_path / 'tiny.py').write_text("_base_ = ['./tfclip_walkers.py']\n" +
+                                      tiny + """
 train_cfg = dict(max_epochs=1, val_interval=1)
 default_hooks = dict(checkpoint=dict(interval=1))
 train_dataloader = dict(num_workers=0, persistent_workers=False)
