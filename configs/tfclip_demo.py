@@ -56,6 +56,10 @@ test_pipeline = [
     dict(type='TrackletResize', scale=img_scale),
     dict(type='PackTrackletInputs'),
 ]
+# The demo validates with the reporting protocol (dense clips of its T);
+# the dataset config's T = 8 `val_pipeline` must not reach a config based
+# on this one (`{{_base_.val_pipeline}}`, as docs/custom_dataset.md writes).
+val_pipeline = test_pipeline
 
 train_dataloader = dict(num_workers=1, dataset=dict(pipeline=train_pipeline))
 _test_datasets = [

@@ -1,12 +1,14 @@
 # Copyright (c) mmtfclip contributors. All rights reserved.
-"""The config of docs/custom_dataset.md, as printed there, trains and tests
-on a generated layout of one's own tracklets (with a tiny CLIP)."""
+"""The configs of docs/custom_dataset.md, as printed there, train and test
+on a generated layout of one's own tracklets: the MARS-recipe one with a
+tiny CLIP instead of ViT-B/16, the CPU-sized one as it is (one epoch)."""
 import os
 import os.path as osp
 import re
 
 import cv2
 import numpy as np
+import pytest
 
 from helpers.tiny_demo import run_python
 
@@ -14,11 +16,29 @@ ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 DOC = osp.join(ROOT, 'docs', 'custom_dataset.md')
 
 
-def _doc_config() -> str:
+def _doc_configs() -> dict:
     with open(DOC) as f:
         blocks = re.findall(r'```python\n(.*?)```', f.read(), flags=re.S)
-    assert len(blocks) == 1, 'docs/custom_dataset.md should show one config'
-    return blocks[0]
+    configs = {}
+    for block in blocks:
+        base = re.search(r"_base_ = \['\./(\w+)\.py'\]", block).group(1)
+        configs[base] = block
+    message = ('docs/custom_dataset.md should show a config based on '
+               'tfclip_mars.py and a CPU-sized one based on tfclip_demo.py')
+    assert sorted(configs) == ['tfclip_demo', 'tfclip_mars'], message
+    return configs
+
+
+# The MARS recipe's ViT-B/16 replaced by a tiny randomly initialised CLIP.
+TINY_CLIP = """
+model = dict(
+    backbone=dict(
+        arch=dict(_delete_=True, width=64, layers=2, heads=2, patch_size=32,
+                  output_dim=32),
+        pretrained=None),
+    neck=dict(embed_dims=64, num_heads=2),
+    head=dict(in_channels=64, proj_channels=32, ssp=dict(num_heads=2)))
+"""
 
 
 def _write_layout(root, num_train=8, num_test=4, num_cams=2):
@@ -45,27 +65,22 @@ def _write_layout(root, num_train=8, num_test=4, num_cams=2):
             f.write('\n'.join(rows) + '\n')
 
 
-def test_custom_dataset_doc_config_trains_and_tests(tmp_path):
+@pytest.mark.parametrize('base', ['tfclip_mars', 'tfclip_demo'])
+def test_custom_dataset_doc_config_trains_and_tests(tmp_path, base):
     data_root = str(tmp_path / 'walkers')
     _write_layout(data_root)
-    text = _doc_config()
+    text = _doc_configs()[base]
     # The user's values for this layout; the rest is the doc's text.
-    text = text.replace("'./tfclip_mars.py'",
-                        repr(osp.join(ROOT, 'configs', 'tfclip_mars.py')))
+    text = text.replace(f"'./{base}.py'",
+                        repr(osp.join(ROOT, 'configs', f'{base}.py')))
     text = re.sub(r"data_root = '.*'", f'data_root = {data_root!r}', text)
     text = re.sub(r'num_train_ids = \d+', 'num_train_ids = 8', text)
     text = re.sub(r'num_cams = \d+', 'num_cams = 2', text)
     (tmp_path / 'tfclip_walkers.py').write_text(text)
-    # A tiny randomly initialised CLIP instead of ViT-B/16, one epoch.
-    (tmp_path / 'tiny.py').write_text("""
-_base_ = ['./tfclip_walkers.py']
-model = dict(
-    backbone=dict(
-        arch=dict(_delete_=True, width=64, layers=2, heads=2, patch_size=32,
-                  output_dim=32),
-        pretrained=None),
-    neck=dict(embed_dims=64, num_heads=2),
-    head=dict(in_channels=64, proj_channels=32, ssp=dict(num_heads=2)))
+    # One epoch, no worker processes.
+    tiny = TINY_CLIP if base == 'tfclip_mars' else ''
+    (tmp_path / 'tiny.py').write_text("_base_ = ['./tfclip_walkers.py']\n" +
+                                      tiny + """
 train_cfg = dict(max_epochs=1, val_interval=1)
 default_hooks = dict(checkpoint=dict(interval=1))
 train_dataloader = dict(num_workers=0, persistent_workers=False)

@@ -10,11 +10,11 @@ validation keys against the epoch.
 
 Examples::
 
-    python tools/analysis_tools/analyze_logs.py plot_curve \\
-        work_dirs/tfclip_mars/*/vis_data/*.json \\
+    .venv/bin/python tools/analysis_tools/analyze_logs.py plot_curve \\
+        work_dirs/tfclip_mars/*/vis_data/scalars.json \\
         --keys loss reid/mAP lr --out curves.png
-    python tools/analysis_tools/analyze_logs.py cal_train_time \\
-        work_dirs/tfclip_mars/*/vis_data/*.json
+    .venv/bin/python tools/analysis_tools/analyze_logs.py cal_train_time \\
+        work_dirs/tfclip_mars/*/vis_data/scalars.json
 """
 import argparse
 import json
