@@ -263,7 +263,8 @@ class CountingEmbedder:
 
     def __call__(self, model, tracklets, camids=None, batch_size=8):
         self.count += len(tracklets)
-        return extract_tracklet_features(model, tracklets, camids, batch_size)
+        return extract_tracklet_features(
+            model, tracklets, camids, batch_size=batch_size)
 
 
 def test_sync_gallery_index_reuses_extends_and_rebuilds(
