@@ -17,16 +17,10 @@ model = dict(
     backbone=dict(num_cams=6, sie_coef=1.0),
     head=dict(num_classes=625))
 # tfclip_adam-5e-6_80e names TF-CLIP's classifiers; CLIP-ReID has none of
-# those, so its keys are dropped.
+# those (and LARGE_FC_LR is off in their recipe), so only the name rule for
+# biases stays.
 optim_wrapper = dict(
-    paramwise_cfg=dict(
-        _delete_=True,
-        bias_lr_mult=2.0,
-        custom_keys={
-            k: dict(lr_mult=2.0)
-            for k in ('in_proj_bias', 'ln_1.bias', 'ln_2.bias', 'ln_pre.bias',
-                      'ln_post.bias')
-        }))
+    paramwise_cfg=dict(_delete_=True, bias_lr_mult=2.0, bias_decay_mult=1.0))
 
 custom_hooks = [
     dict(

@@ -19,7 +19,7 @@ from mmengine.config import ConfigDict
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 
-from mmtfclip.datasets.utils import list_frames, natural_sort_key
+from mmtfclip.datasets.utils import list_frames, natural_sort_key, read_text
 from mmtfclip.fileio import atomic_write_bytes, file_sha256
 from .gallery_index import GalleryIndex, config_digest
 from .inference import extract_tracklet_features, get_test_pipeline
@@ -170,8 +170,8 @@ def read_box_track(csv_path: str) -> List[Tuple[int, int, int, int, int, int]]:
     Raises:
         ValueError: Naming the file and the row of a bad header or row.
     """
-    with open(csv_path, newline='') as f:
-        rows = list(csv.reader(f))
+    # Strict UTF-8 without a byte-order mark, as the annotation files.
+    rows = list(csv.reader(io.StringIO(read_text(csv_path), newline='')))
     header = tuple(c.strip().lower() for c in rows[0]) if rows else ()
     if header != BOX_TRACK_HEADER:
         raise ValueError(f'{csv_path}: the first row must be the header '

@@ -12,7 +12,8 @@ from mmengine.dist import master_only
 from mmengine.utils import mkdir_or_exist
 from mmengine.visualization import Visualizer
 
-from mmtfclip.evaluation.functional import count_valid_matches, evaluate_rank
+from mmtfclip.evaluation.functional import (evaluate_rank_per_query,
+                                            valid_gallery_mask)
 from mmtfclip.registry import VISUALIZERS
 
 #: A tracklet to draw: its frame paths in temporal order, or its frames as
@@ -96,10 +97,11 @@ def fit_text(text: str, width: int, max_lines: int = MAX_LINES) -> List[str]:
 def query_average_precisions(dump: Mapping[str, np.ndarray]) -> np.ndarray:
     """The average precision of each query of a ``ReIDMetric`` dump.
 
-    Each query's AP is the mAP of its own row under the evaluation's rule
-    (:func:`mmtfclip.evaluation.functional.evaluate_rank` on that row), so
-    that it is the number the metric averaged. This is the one place the
-    pictures get it from.
+    Each query's AP is the one the metric averaged
+    (:func:`mmtfclip.evaluation.functional.evaluate_rank_per_query`, the
+    same counting and the same-id same-camera rule); a dump written by
+    ``ReIDMetric`` carries it as ``query_ap`` already. This is the one place
+    the pictures get it from.
 
     Args:
         dump (Mapping[str, np.ndarray]): ``pids``, ``camids``,
@@ -111,17 +113,8 @@ def query_average_precisions(dump: Mapping[str, np.ndarray]) -> np.ndarray:
     """
     pids, camids = dump['pids'], dump['camids']
     q, g = dump['query_index'], dump['gallery_index']
-    valid = count_valid_matches(pids[q], pids[g], camids[q], camids[g])
-    aps = np.full(len(q), np.nan)
-    for i in np.flatnonzero(valid):
-        _, aps[i] = evaluate_rank(
-            dump['distmat'][i:i + 1],
-            pids[q[i]:q[i] + 1],
-            pids[g],
-            camids[q[i]:q[i] + 1],
-            camids[g],
-            max_rank=1)
-    return aps
+    return evaluate_rank_per_query(dump['distmat'], pids[q], pids[g],
+                                   camids[q], camids[g]).ap
 
 
 def choose_queries(aps: np.ndarray, num: int, order: str) -> np.ndarray:
@@ -453,7 +446,8 @@ class ReIDRankingVisualizer(Visualizer):
         dist = dump['distmat'][query_pos]
         order = np.argsort(dist, kind='stable')
         ranked = gallery_index[order]
-        discarded = (pids[ranked] == pids[q]) & (camids[ranked] == camids[q])
+        discarded = ~valid_gallery_mask(pids[q], pids[ranked], camids[q],
+                                        camids[ranked])
         kept = order[~discarded][:topk]
         chosen = gallery_index[kept]
         protocol = json.loads(str(

@@ -109,6 +109,17 @@ def test_read_box_track_names_bad_rows(tmp_path):
         assert path in str(err.value)
 
 
+def test_read_box_track_refuses_bom_and_non_utf8(tmp_path):
+    bom = tmp_path / 'bom.csv'
+    bom.write_bytes(b'\xef\xbb\xbfframe,x,y,w,h\n0,1,2,10,20\n')
+    with pytest.raises(ValueError, match='bom.csv starts with a UTF-8'):
+        read_box_track(str(bom))
+    latin = tmp_path / 'latin.csv'
+    latin.write_bytes(b'frame,x,y,w,h\n0,1,2,10,20\n\xe9\n')
+    with pytest.raises(ValueError, match='latin.csv'):
+        read_box_track(str(latin))
+
+
 def write_video(path, num_frames=6, size=(96, 128)):
     """An MJPG .avi whose frame ``i`` is filled with grey level 20 * i."""
     writer = cv2.VideoWriter(
@@ -252,7 +263,8 @@ class CountingEmbedder:
 
     def __call__(self, model, tracklets, camids=None, batch_size=8):
         self.count += len(tracklets)
-        return extract_tracklet_features(model, tracklets, camids, batch_size)
+        return extract_tracklet_features(
+            model, tracklets, camids, batch_size=batch_size)
 
 
 def test_sync_gallery_index_reuses_extends_and_rebuilds(

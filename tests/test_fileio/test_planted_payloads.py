@@ -170,10 +170,12 @@ def _clip_vit(path, tmp_path, monkeypatch):
 
 def _pretrained_init_cfg(path, tmp_path, monkeypatch):
     cfg = Config.fromfile(SWAP_CFG)
-    cfg.model.backbone.arch = dict(
-        embed_dims=64, num_layers=2, num_heads=2, feedforward_channels=256)
-    cfg.model.backbone.img_size = (64, 32)
-    cfg.model.visual_proj = dict(in_features=64, out_features=32)
+    cfg.model.backbone.encoder.update(
+        arch=dict(
+            embed_dims=64, num_layers=2, num_heads=2,
+            feedforward_channels=256),
+        img_size=(64, 32))
+    cfg.model.backbone.update(in_channels=64, out_channels=32)
     cfg.model.neck.update(embed_dims=64, num_heads=2, num_frames=4)
     cfg.model.head.update(num_classes=4, in_channels=64, proj_channels=32)
     cfg.model.head.ssp.num_heads = 2

@@ -124,3 +124,27 @@ def test_split_global_batch_names_its_keys():
     with pytest.raises(
             ValueError, match=r'sampler\.batch_size = 18 \(the global'):
         check_train_config(cfg, 2)
+
+
+def test_hook_checks_the_cameras_of_the_evaluated_sets(train_set):
+    root = train_set.data_root
+    parts = [
+        DATASETS.build(
+            dict(type='MARS', data_root=root, split=split, pipeline=[]))
+        for split in ('query', 'gallery')
+    ]
+    max_cam = max(
+        p.get_data_info(i)['camid'] for p in parts for i in range(len(p)))
+    loader = SimpleNamespace(dataset=SimpleNamespace(datasets=parts))
+    runner = _runner(train_set, 4, max_cam + 1)
+    runner.test_loop = runner.val_loop = SimpleNamespace(dataloader=loader)
+    ConfigCheckHook().before_test(runner)
+    ConfigCheckHook().before_val(runner)
+    runner.model.backbone.num_cams = max_cam
+    with pytest.raises(ValueError) as err:
+        ConfigCheckHook().before_test(runner)
+    msg = str(err.value)
+    assert f'model.backbone.num_cams = {max_cam}' in msg
+    assert 'test set (' in msg and f'camera id {max_cam}' in msg
+    with pytest.raises(ValueError, match='validation set'):
+        ConfigCheckHook().before_val(runner)

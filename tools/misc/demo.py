@@ -138,11 +138,12 @@ def main():
                              len(dump['query_index']) -
                              1, args.num_queries).astype(int)
     ]
-    # Queries side by side, each above its top-5 gallery tracklets.
-    sep = np.full((pictures[0].shape[0], 16, 3), 255, np.uint8)
+    # One query per row, each with its top-5 gallery tracklets beside it
+    # (the visualizer's grid of 5 columns), rows of one width.
+    sep = np.full((16, pictures[0].shape[1], 3), 255, np.uint8)
     tiles = [tile for p in pictures for tile in (p, sep)][:-1]
     picture = osp.join(args.work_dir, 'ranking.png')
-    mmcv.imwrite(mmcv.rgb2bgr(np.concatenate(tiles, axis=1)), picture)
+    mmcv.imwrite(mmcv.rgb2bgr(np.concatenate(tiles, axis=0)), picture)
 
     minutes = (time.perf_counter() - start) / 60
     method = dict(

@@ -25,26 +25,26 @@ custom_hooks = [
         warmup_epochs=5)
 ]
 
-# Stage 2: Adam 5e-6, weight decay 1e-4 (bias too), BIAS_LR_FACTOR 2 on
-# every name containing "bias". mmengine's bias_lr_mult skips the biases of
-# norm layers and the attention's packed `in_proj_bias`, so those are named
-# (the BNNecks' biases are frozen, the text encoder is frozen).
-_x2 = dict(lr_mult=2.0)
+# Stage 2 (their SOLVER.STAGE2, solver/make_optimizer_prompt.py and
+# processor/processor_clipreid_stage2.py): every step under fp16 autocast
+# with a dynamic GradScaler (an fp32 OptimWrapper on a machine without a
+# GPU, logged by the constructor); Adam 5e-6, weight decay 1e-4; "bias"
+# anywhere in a parameter's name doubles its lr (BIAS_LR_FACTOR 2, LayerNorm
+# biases and in_proj_bias included) with WEIGHT_DECAY_BIAS 1e-4;
+# LARGE_FC_LR is off. The same name rule as TF-CLIP's recipe, hence the same
+# constructor.
 optim_wrapper = dict(
-    type='OptimWrapper',
+    type='AmpOptimWrapper',
+    dtype='float16',
+    loss_scale='dynamic',
     optimizer=dict(type='Adam', lr=5e-6, weight_decay=1e-4),
-    paramwise_cfg=dict(
-        bias_lr_mult=2.0,
-        custom_keys={
-            'in_proj_bias': _x2,
-            'ln_1.bias': _x2,
-            'ln_2.bias': _x2,
-            'ln_pre.bias': _x2,
-            'ln_post.bias': _x2,
-        }))
+    constructor='TFCLIPOptimWrapperConstructor',
+    paramwise_cfg=dict(bias_lr_mult=2.0, bias_decay_mult=1.0))
 
-# WarmupMultiStepLR stepped per epoch: linear from 0.1x over 10 epochs,
-# x0.1 at epochs 30 and 50, 60 epochs.
+# WarmupMultiStepLR stepped per epoch: factor 0.1 * (1 - e / 10) + e / 10
+# for epochs e = 0..9 (WARMUP_FACTOR 0.1, WARMUP_ITERS 10), then 1.0; x0.1
+# at epochs 30 and 50; 60 epochs. LinearLR reaches its end factor after
+# end - begin - 1 steps, so end=11 gives 1.0 at epoch 10 as theirs.
 param_scheduler = [
     dict(
         type='LinearLR',
@@ -52,7 +52,7 @@ param_scheduler = [
         end_factor=1.0,
         by_epoch=True,
         begin=0,
-        end=10),
+        end=11),
     dict(
         type='MultiStepLR',
         milestones=[30, 50],

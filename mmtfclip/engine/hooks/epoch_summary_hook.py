@@ -78,5 +78,8 @@ class EpochSummaryHook(Hook):
     def _log_eval_time(self, runner, mode: str) -> None:
         elapsed = time.perf_counter() - self._start.pop(mode)
         runner.logger.info(f'Evaluation ({mode}) took {elapsed:.1f} s')
+        # runner.epoch would build the training loop (and its data set) in
+        # a test-only run; a test is logged once, at step 0.
+        step = runner.epoch if mode == 'val' else 0
         runner.visualizer.add_scalars({f'{mode}/eval_time_s': elapsed},
-                                      step=runner.epoch)
+                                      step=step)

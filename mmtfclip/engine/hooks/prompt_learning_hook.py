@@ -144,6 +144,13 @@ class PromptLearningHook(Hook):
         self.log_interval = log_interval
         self.force = force
 
+    def resume_state(self, runner) -> Optional[str]:
+        """The stage-1 progress file a resumed run continues from, if any
+        (the runner accepts ``resume=True`` without a training checkpoint
+        when a hook has one)."""
+        path = osp.join(runner.work_dir, self.state_file)
+        return path if osp.isfile(path) else None
+
     def before_train(self, runner) -> None:
         """Run stage 1 (or restore its result) and fix the text features."""
         model = runner.model.module if is_model_wrapper(

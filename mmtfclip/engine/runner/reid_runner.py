@@ -100,13 +100,24 @@ class ReIDRunner(Runner):
             self._load_from = self._last_checkpoint()
         super().load_or_resume()
 
-    def _last_checkpoint(self) -> str:
+    def _last_checkpoint(self) -> Optional[str]:
         pointer = osp.join(self.work_dir, 'last_checkpoint')
         path = None
         if osp.isfile(pointer):
             with open(pointer) as f:
                 path = f.read().strip()
         if not path or not osp.isfile(path):
+            # A hook that works before the training loop (CLIP-ReID's
+            # prompt learning) may have saved its own progress: the run is
+            # resumed there, with no training checkpoint to load yet.
+            for hook in self.hooks:
+                state = getattr(hook, 'resume_state', lambda runner: None)(
+                    self)
+                if state is not None:
+                    self.logger.info(
+                        f'No training checkpoint yet ({pointer}); '
+                        f'{type(hook).__name__} resumes from {state}.')
+                    return None
             found = ('does not exist' if path is None else 'is empty'
                      if not path else f'names {path}, which does not exist')
             raise FileNotFoundError(

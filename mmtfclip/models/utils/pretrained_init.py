@@ -25,7 +25,7 @@ class StrictPretrainedInit:
     - the file is read with :func:`mmtfclip.fileio.load_file` (tensors and
       plain containers only, nothing in it runs);
     - every key must be one of the module's, and every top-level part the
-      file has weights for (e.g. ``backbone``, ``visual_proj``) must be
+      file has weights for (e.g. ``backbone``) must be
       complete; shapes must fit (the module's own load hooks, such as
       mmpretrain's positional-embedding resize, still apply);
     - NaN or infinite weights are refused.

@@ -5,11 +5,11 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 from helpers.tiny_demo import write_tiny_synthetic_mars
 from mmtfclip.engine.hooks import PromptLearningHook
 from mmtfclip.engine.hooks.prompt_learning_hook import cosine_warmup_lr
+from mmtfclip.registry import RUNNERS
 from mmtfclip.utils import replace_key
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..', '..'))
@@ -57,7 +57,7 @@ def test_schedule_is_the_authors_cosine():
 def test_two_stages_in_one_run_and_resume_in_either(data_root, tmp_path,
                                                     monkeypatch):
     # Uninterrupted: stage 1, then one epoch of stage 2.
-    runner = Runner.from_cfg(_cfg(data_root, str(tmp_path / 'a'), 'a'))
+    runner = RUNNERS.build(_cfg(data_root, str(tmp_path / 'a'), 'a'))
     model = runner.model
     start = model.prompt_learner.cls_ctx.detach().clone()
     runner.train()
@@ -79,11 +79,11 @@ def test_two_stages_in_one_run_and_resume_in_either(data_root, tmp_path,
             raise KeyboardInterrupt
 
     monkeypatch.setattr(PromptLearningHook, '_save', save_then_die)
-    killed = Runner.from_cfg(_cfg(data_root, str(tmp_path / 'b'), 'b1'))
+    killed = RUNNERS.build(_cfg(data_root, str(tmp_path / 'b'), 'b1'))
     with pytest.raises(KeyboardInterrupt):
         killed.train()
     monkeypatch.setattr(PromptLearningHook, '_save', save)
-    resumed = Runner.from_cfg(
+    resumed = RUNNERS.build(
         _cfg(data_root, str(tmp_path / 'b'), 'b2', resume=True))
     resumed.train()
     torch.testing.assert_close(resumed.model.prompt_learner.cls_ctx, learned)
@@ -94,7 +94,7 @@ def test_two_stages_in_one_run_and_resume_in_either(data_root, tmp_path,
     # checkpoint, stage 1 is not run again.
     monkeypatch.setattr(PromptLearningHook, '_learn',
                         lambda *args: pytest.fail('stage 1 ran again'))
-    stage2 = Runner.from_cfg(
+    stage2 = RUNNERS.build(
         _cfg(data_root, str(tmp_path / 'b'), 'b3', epochs=2, resume=True))
     stage2.train()
     assert stage2.iter > resumed.iter

@@ -154,10 +154,11 @@ def test_pretrained_init_cfg_loads_strictly(tmp_path):
     model = MODELS.build(cfg.model)
     model.init_weights()
     expected = _converter().convert(clip_sd)
-    assert torch.equal(model.visual_proj.weight,
-                       expected['visual_proj.weight'])
-    assert torch.equal(model.backbone.layers[1].ffn.layers[1].weight,
-                       expected['backbone.layers.1.ffn.layers.1.weight'])
+    assert torch.equal(model.backbone.proj.weight,
+                       expected['backbone.proj.weight'])
+    assert torch.equal(
+        model.backbone.encoder.layers[1].ffn.layers[1].weight,
+        expected['backbone.encoder.layers.1.ffn.layers.1.weight'])
 
     # OpenAI's file itself, not converted: its keys are not the model's.
     raw = str(tmp_path / 'raw.pth')
@@ -176,21 +177,21 @@ def test_pretrained_init_cfg_loads_strictly(tmp_path):
     torch.save(
         {
             k: v
-            for k, v in expected.items() if k != 'backbone.ln1.weight'
+            for k, v in expected.items() if k != 'backbone.encoder.ln1.weight'
         }, partial)
     for path, message in ((
             raw, "does not have \\(50\\): \\['visual.class_embedding'"),
                           (clip_vit_names, 'keys missing from the file'),
                           (partial, "missing from the file \\(1\\): "
-                           "\\['backbone.ln1.weight'\\]")):
+                           "\\['backbone.encoder.ln1.weight'\\]")):
         cfg.model.init_cfg = dict(type='Pretrained', checkpoint=path)
         with pytest.raises(RuntimeError, match=message):
             MODELS.build(cfg.model).init_weights()
 
     nan = str(tmp_path / 'nan.pth')
     broken = dict(expected)
-    broken['backbone.cls_token'] = torch.full_like(
-        expected['backbone.cls_token'], float('nan'))
+    broken['backbone.encoder.cls_token'] = torch.full_like(
+        expected['backbone.encoder.cls_token'], float('nan'))
     torch.save({'state_dict': broken}, nan)
     cfg.model.init_cfg = dict(type='Pretrained', checkpoint=nan)
     with pytest.raises(RuntimeError, match='nan.pth holds NaN .*cls_token'):
