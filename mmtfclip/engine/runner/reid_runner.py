@@ -14,7 +14,7 @@ from mmengine.runner.checkpoint import (_load_checkpoint_to_model,
 from mmengine.utils import apply_to, get_git_hash
 
 from mmtfclip.compat import load_checkpoint
-from mmtfclip.fileio import save_file
+from mmtfclip.fileio import check_finite, save_file
 from mmtfclip.registry import RUNNERS
 from mmtfclip.utils.launch import prepare_run_config
 from .checkpoint import from_plain_checkpoint, to_plain_checkpoint
@@ -151,6 +151,8 @@ class ReIDRunner(Runner):
         Raises:
             mmtfclip.apis.CheckpointMismatchError: If the checkpoint does
                 not fit the config, listing every mismatch.
+            mmtfclip.fileio.UnsafeFileError: If it holds NaN or infinite
+                weights, naming them.
         """
         from mmtfclip.apis.inference import _strip_module, check_checkpoint
         checkpoint = load_checkpoint(filename, map_location=map_location)
@@ -172,6 +174,8 @@ class ReIDRunner(Runner):
                 f'load_from_skip_head=True: the head of {filename} is not '
                 f'loaded; its {len(head)} weights keep the config\'s '
                 'initialisation.')
+        # NaN or infinite weights (another run's divergence) never load.
+        check_finite(state_dict, str(filename), what='checkpoint')
         meta = checkpoint.get('meta')
         if hasattr(model, 'backbone') and hasattr(model, 'head'):
             # The recognizers' check (models of other kinds have none).

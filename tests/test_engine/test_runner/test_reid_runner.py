@@ -155,6 +155,22 @@ def test_damaged_checkpoints_are_refused_by_name(trained, tmp_path):
         assert path in str(error.value)
 
 
+def test_checkpoint_with_nan_weights_is_refused(trained, tmp_path):
+    """A checkpoint with a valid digest but NaN weights (another run's
+    divergence) is refused by name on load_from, before anything trains."""
+    data_root, work_dir, ckpt = trained
+    checkpoint = load_file(ckpt)
+    name = next(k for k, v in checkpoint['state_dict'].items()
+                if v.is_floating_point() and v.numel() > 1)
+    checkpoint['state_dict'][name][0] = float('nan')
+    nan = str(tmp_path / 'nan.pth')
+    save_file(checkpoint, nan)
+    runner = RUNNERS.build(_cfg(data_root, str(tmp_path / 'w'), load_from=nan))
+    with pytest.raises(UnsafeFileError, match=r'nan\.pth holds NaN') as err:
+        runner.train()
+    assert name in str(err.value)
+
+
 def test_resume_of_another_camera_count_is_refused(trained, tmp_path):
     data_root, work_dir, ckpt = trained
     runner = RUNNERS.build(
